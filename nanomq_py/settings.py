@@ -52,8 +52,8 @@ class MqttSettings:
     retain_available: bool = True
     wildcard_subscription: bool = True
     shared_subscription: bool = True
-    session_expiry_interval: float = 7200.0  # cap for v5 clients; v3 persistent sessions
-    max_session_expiry_interval: float = 0.0  # 0: no cap beyond what the client asks
+    session_expiry_interval: float = 0.0  # v3.x persistent sessions end this long after disconnect; 0: never
+    max_session_expiry_interval: float = 0.0  # cap on what v5 clients ask for; 0: no cap
     max_connections: int = 0  # 0: unlimited
     connect_timeout: float = 30.0
     max_topic_levels: int = 128
