@@ -1,0 +1,233 @@
+"""The broker: its state, the packet dispatch, routing, and connection life.
+
+Plain synchronous code, no sockets and no gevent: the transport hands in
+decoded packets and gets bytes back through each Client's transport. Each
+packet type has its own handler module (connect, publish, subscribe, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from time import monotonic
+
+from ..mqtt import reason_codes as rc
+from ..mqtt.errors import UnsupportedProtocolVersion
+from ..mqtt.packets import Connack, Disconnect
+from ..mqtt.properties import NO_PROPERTIES, REASON_STRING
+from . import connect, publish, subscribe
+from .auth import Authenticator
+from .client import CLOSED, CONNECTED, NEW, Client
+from .retained import RetainedStore
+from .stats import Stats
+from .trie import SubscriptionTrie
+from .will import publish_will, schedule_will
+
+log = logging.getLogger("nanomq.broker")
+
+_REASON_BY_ERROR_CODE = {
+    rc.MALFORMED_PACKET: "malformed_packet",
+    rc.PROTOCOL_ERROR: "protocol_error",
+    rc.PACKET_TOO_LARGE: "packet_too_large",
+}
+
+
+class Broker:
+    def __init__(self, settings, hooks=None):
+        self.settings = settings
+        self.hooks = hooks  # a BrokerEvents, or None: no event work at all
+        mqtt = settings.mqtt
+        self.max_mqueue_len = mqtt.max_mqueue_len
+        self.max_outgoing_bytes = mqtt.max_outgoing_bytes
+        self.trie = SubscriptionTrie()
+        self.retained = RetainedStore()
+        self.auth = Authenticator(settings.auth)
+        self.stats = Stats()
+        self.connections = set()  # every Client with an open network connection
+        self.clients = {}  # client id -> connected Client
+        self.sessions = {}  # client id -> Session (connected or kept)
+        self.delayed_wills = set()  # sessions holding a will that waits for its delay
+        self.handlers = publish.HANDLERS | subscribe.HANDLERS | connect.HANDLERS
+
+    # -- connection life ----------------------------------------------------
+
+    def connection_made(self, transport):
+        client = Client(self, transport)
+        self.connections.add(client)
+        return client
+
+    def packet_received(self, client, packet):
+        if client.state != CONNECTED:
+            if client.state == NEW and packet.TYPE == 1:
+                connect.handle_connect(self, client, packet)
+            elif client.state == NEW:
+                self.close(client, "protocol_error", log_reason="first packet is not CONNECT")
+            return
+        handler = self.handlers.get(packet.TYPE)
+        if handler is None:  # CONNECT again, or a server-to-client packet type
+            self.protocol_violation(client, rc.PROTOCOL_ERROR, f"unexpected {type(packet).__name__} packet")
+            return
+        handler(self, client, packet)
+
+    def decode_failed(self, client, exc):
+        """The codec refused the client's bytes: answer as the spec says and close."""
+        if isinstance(exc, UnsupportedProtocolVersion) and client.state == NEW:
+            # The level is not one we speak, so answer in the 3.1.1 format every client reads.
+            client.send(Connack(False, rc.CONNACK_V3_UNACCEPTABLE_PROTOCOL_VERSION))
+            self.stats.refused += 1
+            self.close(client, "unacceptable_protocol_version", log_reason=exc.message)
+            return
+        self.protocol_violation(client, exc.reason_code, exc.message)
+
+    def protocol_violation(self, client, code, why):
+        """End a connection that broke the protocol (v5: DISCONNECT with the reason code)."""
+        self.stats.protocol_errors += 1
+        if client.state == CONNECTED and client.v5:
+            client.send(Disconnect(code, {REASON_STRING: why} if client.problem_info else NO_PROPERTIES))
+        self.close(client, _REASON_BY_ERROR_CODE.get(code, "protocol_error"), log_reason=why)
+
+    def server_disconnect(self, client, code, reason):
+        """Broker-initiated close of a connected client (v5 clients get a DISCONNECT)."""
+        if client.state == CONNECTED and client.v5:
+            client.send(Disconnect(code))
+        self.close(client, reason)
+
+    def close(self, client, reason, log_reason=None):
+        """Close the network connection; connection_lost follows from the transport."""
+        if client.close_reason is None:
+            client.close_reason = reason
+            if log_reason:
+                log.warning(
+                    "closing client %r from %s:%s: %s", client.client_id, *client.transport.peer, log_reason
+                )
+        client.transport.close()
+
+    def connection_lost(self, client, reason="tcp_closed"):
+        """The transport's socket is gone; settle the session and the will."""
+        self.connections.discard(client)
+        state = client.state
+        client.state = CLOSED
+        if state != CONNECTED:
+            return
+        reason = client.close_reason or reason
+        info = client.info
+        session = client.session
+        if self.clients.get(info.client_id) is client:
+            del self.clients[info.client_id]
+        if session.client is client:
+            session.client = None
+        if client.will is not None:
+            schedule_will(self, session, client.will, reason)
+            client.will = None
+        if session.client is None and self.sessions.get(info.client_id) is session:
+            if session.expiry_interval == 0:
+                self.end_session(session, reason)
+            else:
+                session.expires_at = None if session.expiry_interval is None else monotonic() + session.expiry_interval
+        if self.hooks is not None:
+            self.hooks.on_client_disconnected(info, reason)
+
+    def end_session(self, session, reason):
+        """Discard a session: subscriptions, queued messages, a delayed will is sent now."""
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+        for sub in session.subscriptions.values():
+            self.trie.remove(sub)
+        session.subscriptions.clear()
+        if session.pending_will is not None:
+            publish_will(self, session)
+        dropped = len(session.queue)
+        if dropped:
+            self.stats.dropped += dropped
+        session.clear()
+        if self.hooks is not None and session.info is not None:
+            self.hooks.on_session_terminated(session.info, reason)
+
+    # -- routing ------------------------------------------------------------
+
+    def route(self, msg, publisher_id=None):
+        """Hand msg to every session whose subscriptions match its topic."""
+        stats = self.stats
+        stats.received += 1
+        if self.hooks is not None:
+            self.hooks.on_message_publish(msg)
+        if msg.retain:
+            self.retained.store(msg)
+        deliveries, groups = self.trie.match(msg.topic)
+        msg_qos = msg.qos
+        msg_retain = msg.retain
+        for d in deliveries:
+            if d.no_local and d.session.client_id == publisher_id:
+                continue
+            d.session.deliver(
+                msg,
+                msg_qos if msg_qos < d.qos else d.qos,
+                msg_retain and d.retain_as_published,
+                d.sub_ids,
+            )
+        for group in groups:
+            sub = group.pick()
+            if sub is not None:
+                qos = sub.opts.qos
+                sub.session.deliver(
+                    msg,
+                    msg_qos if msg_qos < qos else qos,
+                    msg_retain and sub.opts.retain_as_published,
+                    (sub.sub_id,) if sub.sub_id else None,
+                )
+        stats.routed += len(deliveries) + len(groups)
+
+    def message_dropped(self, session, msg, reason):
+        self.stats.dropped += 1
+        if self.hooks is not None:
+            self.hooks.on_message_dropped(session.info if session is not None else None, msg, reason)
+        if self.stats.dropped & 1023 == 1:
+            log.warning(
+                "dropped message on %r for %r: %s (%d dropped so far)",
+                msg.topic,
+                session.client_id if session is not None else None,
+                reason,
+                self.stats.dropped,
+            )
+
+    # -- time ---------------------------------------------------------------
+
+    def tick(self, now=None):
+        """The one periodic sweep: keepalive, CONNECT timeout, QoS retry,
+        session expiry and delayed wills. Called about once a second."""
+        now = monotonic() if now is None else now
+        mqtt = self.settings.mqtt
+        multiplier = mqtt.keepalive_multiplier
+        connect_deadline = now - mqtt.connect_timeout
+        retry_before = now - mqtt.retry_interval
+        for client in list(self.connections):
+            state = client.state
+            if state == NEW:
+                if client.opened_at < connect_deadline:
+                    self.stats.connect_timeouts += 1
+                    self.close(client, "connect_timeout", log_reason="no CONNECT within connect_timeout")
+                continue
+            if state != CONNECTED:
+                continue
+            if client.keepalive and now - client.last_seen > client.keepalive * multiplier:
+                self.server_disconnect(client, rc.KEEP_ALIVE_TIMEOUT, "keepalive_timeout")
+                continue
+            session = client.session
+            if session.inflight and not client.v5:
+                oldest = session.oldest_sent()
+                if oldest is not None and oldest <= retry_before:
+                    session.resend_inflight(client, older_than=retry_before)
+        expired = [s for s in self.sessions.values() if s.expires_at is not None and s.expires_at <= now]
+        for session in expired:
+            self.end_session(session, "expired")
+        for session in [s for s in self.delayed_wills if s.will_at <= now]:
+            publish_will(self, session)
+
+    def shutdown(self):
+        """Close every connection as the server going down (v5: DISCONNECT 0x8B)."""
+        for client in list(self.connections):
+            if client.state == CONNECTED:
+                self.server_disconnect(client, rc.SERVER_SHUTTING_DOWN, "server_shutdown")
+            else:
+                self.close(client, "server_shutdown")
+        for session in list(self.delayed_wills):
+            publish_will(self, session)

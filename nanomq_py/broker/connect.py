@@ -1,0 +1,242 @@
+"""CONNECT, DISCONNECT, PINGREQ and AUTH: how a client joins, stays and leaves.
+
+CONNECT is validated as the spec says (client id rules, credentials,
+authentication method), an existing connection with the same client id is
+taken over, the session is resumed or started, and CONNACK is sent with the
+limits the broker enforces. Unacknowledged messages are then resent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from time import monotonic, time
+
+from ..mqtt import properties as p
+from ..mqtt import reason_codes as rc
+from ..mqtt.packets import Connack, Pingresp
+from ..mqtt.properties import NO_PROPERTIES
+from ..mqtt.topics import validate_topic_name
+from .client import CONNECTED
+from .events import ClientInfo
+from .message import Message
+from .session import Session
+from .will import cancel_will
+
+_V5_CODE_FOR = {
+    "bad_username_or_password": rc.BAD_USER_NAME_OR_PASSWORD,
+    "not_authorized": rc.NOT_AUTHORIZED,
+}
+_V3_CODE_FOR = {
+    "bad_username_or_password": rc.CONNACK_V3_BAD_USERNAME_OR_PASSWORD,
+    "not_authorized": rc.CONNACK_V3_NOT_AUTHORIZED,
+}
+_NEVER = 0xFFFFFFFF
+
+
+def handle_connect(broker, client, packet):
+    version = packet.proto_ver
+    client.version = version
+    v5 = version == 5
+    props = packet.properties
+    client_id = packet.client_id
+    assigned = False
+    peer_host, peer_port = client.transport.peer
+    if not client_id:
+        if version == 3 or (version == 4 and not packet.clean_start):
+            client.info = ClientInfo("", packet.username, version, packet.keepalive, peer_host, peer_port, 0, False)
+            return _refuse(broker, client, "identifier_rejected", rc.CLIENT_IDENTIFIER_NOT_VALID, 2)
+        client_id = "nanomq-" + uuid.uuid4().hex[:16]
+        assigned = True
+    info = ClientInfo(
+        client_id,
+        packet.username,
+        version,
+        packet.keepalive,
+        peer_host,
+        peer_port,
+        int(time() * 1000),
+        packet.clean_start,
+    )
+    client.info = info
+    hooks = broker.hooks
+    if hooks is not None:
+        hooks.on_client_connect(info)
+
+    if v5 and p.AUTHENTICATION_METHOD in props:
+        return _refuse(broker, client, "bad_authentication_method", rc.BAD_AUTHENTICATION_METHOD, 5)
+    limit = broker.settings.mqtt.max_connections
+    if limit and len(broker.clients) >= limit and client_id not in broker.clients:
+        broker.stats.connections_refused += 1
+        return _refuse(broker, client, "server_busy", rc.SERVER_BUSY, rc.CONNACK_V3_SERVER_UNAVAILABLE)
+    verdict = broker.auth.authenticate(packet.username, packet.password, client_id, peer_host)
+    if verdict != "success":
+        return _refuse(broker, client, verdict, _V5_CODE_FOR[verdict], _V3_CODE_FOR[verdict])
+
+    will = None
+    if packet.will is not None:
+        will = _will_message(broker, client, packet.will, info)
+        if will is None:
+            return None
+    client.will = will
+    client.keepalive = packet.keepalive
+    client.last_seen = monotonic()
+    if v5:
+        _apply_client_limits(client, props)
+
+    old = broker.clients.get(client_id)
+    if old is not None and old is not client:
+        broker.server_disconnect(old, rc.SESSION_TAKEN_OVER, "takenover")
+        # The old connection's socket may close later; forget it now so the
+        # new connection owns the client id and the session.
+        broker.connection_lost(old, "takenover")
+
+    session, present = _attach_session(broker, client, packet, props)
+    ack_props = _connack_properties(broker, client, session, assigned, client_id) if v5 else NO_PROPERTIES
+    if hooks is not None:
+        hooks.on_client_connack(info, "success")
+    client.send(Connack(present, 0, ack_props))
+    client.state = CONNECTED
+    broker.clients[client_id] = client
+    if hooks is not None:
+        hooks.on_client_connected(info)
+    if present:
+        session.resend_inflight(client)
+    session.fill_window()
+    return None
+
+
+def _refuse(broker, client, reason, v5_code, v3_code):
+    broker.stats.refused += 1
+    hooks = broker.hooks
+    if hooks is not None:
+        hooks.on_client_connack(client.info, reason)
+    client.send(Connack(False, v5_code if client.version == 5 else v3_code))
+    broker.close(client, reason)
+
+
+def _will_message(broker, client, will, info):
+    """The will as a Message, or None after refusing the CONNECT for it."""
+    try:
+        validate_topic_name(will.topic, broker.settings.mqtt.max_topic_levels)
+    except ValueError as exc:
+        code = rc.TOPIC_NAME_INVALID
+        if client.version == 5:
+            _refuse(broker, client, "topic_name_invalid", code, code)
+        else:
+            broker.close(client, "protocol_error", log_reason=f"invalid will topic: {exc}")
+        return None
+    mqtt = broker.settings.mqtt
+    if will.qos > mqtt.max_qos or (will.retain and not mqtt.retain_available):
+        if client.version == 5:
+            code = rc.QOS_NOT_SUPPORTED if will.qos > mqtt.max_qos else rc.RETAIN_NOT_SUPPORTED
+            _refuse(broker, client, rc.reason_name(code), code, code)
+            return None
+    props = dict(will.properties) if will.properties else NO_PROPERTIES
+    delay = 0
+    expires_at = None
+    if props:
+        delay = props.pop(p.WILL_DELAY_INTERVAL, 0)
+        expiry = props.get(p.MESSAGE_EXPIRY_INTERVAL)
+        if expiry is not None:
+            expires_at = monotonic() + delay + expiry
+    msg = Message(
+        will.topic,
+        will.payload,
+        min(will.qos, mqtt.max_qos),
+        will.retain and mqtt.retain_available,
+        props,
+        info.client_id,
+        info.username,
+        expires_at,
+    )
+    return (msg, delay)
+
+
+def _apply_client_limits(client, props):
+    receive_max = props.get(p.RECEIVE_MAXIMUM)
+    if receive_max:
+        client.send_window = min(client.send_window, receive_max)
+    client.max_packet_size = props.get(p.MAXIMUM_PACKET_SIZE, 0)
+    client.topic_alias_max = props.get(p.TOPIC_ALIAS_MAXIMUM, 0)
+    client.problem_info = props.get(p.REQUEST_PROBLEM_INFORMATION, 1) == 1
+
+
+def _attach_session(broker, client, packet, props):
+    """Resume the client's session or start a new one; returns (session, present)."""
+    mqtt = broker.settings.mqtt
+    client_id = client.info.client_id
+    session = broker.sessions.get(client_id)
+    if session is not None and packet.clean_start:
+        broker.end_session(session, "discarded")
+        session = None
+    present = session is not None
+    if session is None:
+        session = Session(broker, client_id)
+        broker.sessions[client_id] = session
+    else:
+        cancel_will(broker, session)
+        session.expires_at = None
+    if client.version == 5:
+        expiry = props.get(p.SESSION_EXPIRY_INTERVAL, 0)
+        if mqtt.max_session_expiry_interval and (expiry == _NEVER or expiry > mqtt.max_session_expiry_interval):
+            expiry = mqtt.max_session_expiry_interval
+        session.expiry_interval = None if expiry == _NEVER else expiry
+    elif packet.clean_start:
+        session.expiry_interval = 0
+    else:
+        session.expiry_interval = mqtt.session_expiry_interval or None
+    session.client = client
+    session.info = client.info
+    client.session = session
+    return session, present
+
+
+def _connack_properties(broker, client, session, assigned, client_id):
+    mqtt = broker.settings.mqtt
+    props = {
+        p.RECEIVE_MAXIMUM: min(mqtt.max_awaiting_rel, 65535),
+        p.MAXIMUM_PACKET_SIZE: mqtt.max_packet_size,
+        p.TOPIC_ALIAS_MAXIMUM: mqtt.max_topic_alias,
+    }
+    if mqtt.max_qos < 2:
+        props[p.MAXIMUM_QOS] = mqtt.max_qos
+    if not mqtt.retain_available:
+        props[p.RETAIN_AVAILABLE] = 0
+    if not mqtt.wildcard_subscription:
+        props[p.WILDCARD_SUBSCRIPTION_AVAILABLE] = 0
+    if not mqtt.shared_subscription:
+        props[p.SHARED_SUBSCRIPTION_AVAILABLE] = 0
+    if assigned:
+        props[p.ASSIGNED_CLIENT_IDENTIFIER] = client_id
+    if mqtt.max_session_expiry_interval:
+        props[p.SESSION_EXPIRY_INTERVAL] = int(session.expiry_interval)
+    return props
+
+
+def handle_pingreq(broker, client, packet):
+    client.send(Pingresp())
+
+
+def handle_disconnect(broker, client, packet):
+    """A client's DISCONNECT: the will is dropped (v5: unless reason 0x04) and the
+    session expiry may be changed, but not from 0 to non-zero."""
+    session = client.session
+    if client.v5:
+        expiry = packet.properties.get(p.SESSION_EXPIRY_INTERVAL)
+        if expiry is not None:
+            if session.expiry_interval == 0 and expiry != 0:
+                broker.protocol_violation(client, rc.PROTOCOL_ERROR, "session expiry changed from 0 on DISCONNECT")
+                return
+            session.expiry_interval = None if expiry == _NEVER else expiry
+    code = packet.reason_code if client.v5 else 0
+    if code != rc.DISCONNECT_WITH_WILL:
+        client.will = None
+    broker.close(client, "normal" if code == 0 else rc.reason_name(code, 14))
+
+
+def handle_auth(broker, client, packet):
+    """No enhanced authentication method is offered, so AUTH is never expected."""
+    broker.protocol_violation(client, rc.PROTOCOL_ERROR, "AUTH without an authentication method")
+
+
+HANDLERS = {12: handle_pingreq, 14: handle_disconnect, 15: handle_auth}

@@ -1,0 +1,20 @@
+"""Broker counters a user can read (logs, API): plain integers, bumped inline."""
+
+
+class Stats:
+    __slots__ = (
+        "received",
+        "routed",
+        "dropped",
+        "refused",
+        "protocol_errors",
+        "connect_timeouts",
+        "connections_refused",
+    )
+
+    def __init__(self):
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name in self.__slots__}

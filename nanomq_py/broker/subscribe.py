@@ -1,0 +1,112 @@
+"""SUBSCRIBE and UNSUBSCRIBE.
+
+Each filter is validated, checked against the ACL and the broker's
+capabilities, granted min(requested, maximum) QoS and added to the session
+and the trie; SUBACK goes out before the retained messages the subscription
+asks for (Retain Handling 0: always, 1: only for a new subscription, 2: never;
+none for shared subscriptions).
+"""
+
+from __future__ import annotations
+
+from ..mqtt import properties as p
+from ..mqtt import reason_codes as rc
+from ..mqtt.packets import Suback, SubOptions, Unsuback
+from ..mqtt.topics import split_shared, validate_topic_filter
+from .trie import Subscription
+
+_V3_FAILURE = 0x80
+
+
+def handle_subscribe(broker, client, packet):
+    session = client.session
+    info = client.info
+    hooks = broker.hooks
+    v5 = client.version == 5
+    sub_ids = packet.properties.get(p.SUBSCRIPTION_IDENTIFIER) if packet.properties else None
+    sub_id = sub_ids[0] if sub_ids else None
+    codes = []
+    retained_to_send = []
+    for flt, opts in packet.topics:
+        if hooks is not None:
+            hooks.on_client_subscribe(info, flt, opts)
+        code = _refusal(broker, client, flt, opts)
+        if code is None:
+            return  # the connection was closed for a protocol error
+        if code:
+            codes.append(code if v5 else _V3_FAILURE)
+            if broker.settings.auth.deny_action == "disconnect" and code == rc.NOT_AUTHORIZED:
+                client.send(Suback(packet.packet_id, codes))
+                broker.server_disconnect(client, rc.NOT_AUTHORIZED, "not_authorized")
+                return
+            continue
+        granted = min(opts.qos, broker.settings.mqtt.max_qos)
+        if granted != opts.qos:
+            opts = SubOptions(granted, opts.no_local, opts.retain_as_published, opts.retain_handling)
+        sub = Subscription(session, flt, opts, sub_id)
+        old = session.subscriptions.get(flt)
+        if old is not None:
+            broker.trie.remove(old)
+        session.subscriptions[flt] = sub
+        broker.trie.add(sub)
+        codes.append(granted)
+        if hooks is not None:
+            hooks.on_session_subscribed(info, flt, opts)
+        if opts.retain_handling == 0 or (opts.retain_handling == 1 and old is None):
+            if split_shared(flt)[0] is None:
+                retained_to_send.append(sub)
+    client.send(Suback(packet.packet_id, codes))
+    for sub in retained_to_send:
+        for msg in broker.retained.matching(sub.filter):
+            if msg.from_client_id == info.client_id and sub.opts.no_local:
+                continue
+            qos = min(msg.qos, sub.opts.qos)
+            session.deliver(msg, qos, True, (sub.sub_id,) if sub.sub_id else None)
+
+
+def _refusal(broker, client, flt, opts):
+    """0 if the filter may be subscribed, else the v5 reason code; None if the
+    connection was closed (No Local on a shared subscription is a protocol error)."""
+    mqtt = broker.settings.mqtt
+    try:
+        validate_topic_filter(flt, mqtt.max_topic_levels)
+    except ValueError:
+        return rc.TOPIC_FILTER_INVALID
+    group, real = split_shared(flt)
+    if group is not None:
+        if not mqtt.shared_subscription:
+            return rc.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
+        if opts.no_local and client.version == 5:
+            broker.protocol_violation(client, rc.PROTOCOL_ERROR, "No Local set on a shared subscription")
+            return None
+    if not mqtt.wildcard_subscription and ("+" in real or "#" in real):
+        return rc.WILDCARD_SUBSCRIPTIONS_NOT_SUPPORTED
+    session = client.session
+    if mqtt.max_subscriptions and flt not in session.subscriptions:
+        if len(session.subscriptions) >= mqtt.max_subscriptions:
+            return rc.QUOTA_EXCEEDED
+    if not broker.auth.may_subscribe(client.info, flt):
+        return rc.NOT_AUTHORIZED
+    return 0
+
+
+def handle_unsubscribe(broker, client, packet):
+    session = client.session
+    info = client.info
+    hooks = broker.hooks
+    codes = []
+    for flt in packet.filters:
+        if hooks is not None:
+            hooks.on_client_unsubscribe(info, flt)
+        sub = session.subscriptions.pop(flt, None)
+        if sub is None:
+            codes.append(rc.NO_SUBSCRIPTION_EXISTED)
+            continue
+        broker.trie.remove(sub)
+        codes.append(rc.SUCCESS)
+        if hooks is not None:
+            hooks.on_session_unsubscribed(info, flt)
+    client.send(Unsuback(packet.packet_id, codes))
+
+
+HANDLERS = {8: handle_subscribe, 10: handle_unsubscribe}

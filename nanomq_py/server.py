@@ -1,0 +1,78 @@
+"""The server: settings in, a running broker with its listeners, sweeper and
+webhook out. The CLI drives it; tests and the benchmark can too."""
+
+from __future__ import annotations
+
+import logging
+
+import gevent
+from gevent.event import Event
+
+from .broker.broker import Broker
+from .transport.connection import ConnectionSet
+from .transport.listener import accept_forever, open_listener
+from .transport.sweeper import sweep_forever
+
+log = logging.getLogger("nanomq.server")
+
+
+def _load_webhook(settings):
+    """Import the webhook only when configured: urllib3 costs memory."""
+    if settings.webhook is None:
+        return None
+    from .webhook import WebHook
+
+    return WebHook(settings.webhook)
+
+
+class Server:
+    def __init__(self, settings):
+        self.settings = settings
+        self.webhook = _load_webhook(settings)
+        self.broker = Broker(settings, self.webhook)
+        self.conns = ConnectionSet()
+        self.addresses = []
+        self._sockets = []
+        self._greenlets = []
+        self._stopped = Event()
+
+    def start(self):
+        """Bind every listener, then start accepting; nothing runs if a bind fails."""
+        from .transport.streams import filter_factory
+
+        bound = []
+        try:
+            for listener in self.settings.listeners:
+                sock = open_listener(listener.host, listener.port)
+                bound.append((listener, sock))
+        except OSError:
+            for _, sock in bound:
+                sock.close()
+            raise
+        for listener, sock in bound:
+            host, port = sock.getsockname()[:2]
+            self.addresses.append((listener.kind, host, port))
+            self._sockets.append(sock)
+            make_filter = filter_factory(listener, self.settings)
+            self._greenlets.append(gevent.spawn(accept_forever, sock, self.broker, self.conns, make_filter))
+            log.info("listening on %s://%s:%s%s", listener.kind, host, port, listener.path)
+        self._greenlets.append(gevent.spawn(sweep_forever, self.broker, self.conns))
+        if self.webhook is not None:
+            self.webhook.start()
+
+    def serve_forever(self):
+        self._stopped.wait()
+
+    def stop(self, timeout=5.0):
+        """Stop accepting, close every client (wills as the spec says), drain the webhook."""
+        if self._stopped.is_set():
+            return
+        for greenlet in self._greenlets:
+            greenlet.kill(block=False)
+        for sock in self._sockets:
+            sock.close()
+        self.broker.shutdown()
+        self.conns.flush()
+        if self.webhook is not None:
+            self.webhook.stop(timeout)
+        self._stopped.set()

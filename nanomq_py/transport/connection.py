@@ -1,0 +1,244 @@
+"""One network connection: a greenlet that reads frames, and a buffered,
+never-blocking write path.
+
+Reads take up to 64 KiB per wake-up and hand every complete packet to the
+broker. Writes only append to the connection's buffer and mark it dirty; the
+buffers are flushed with one non-blocking send each at the end of the batch
+(ConnectionSet.flush), so a publisher's batch costs one syscall per subscriber. A
+subscriber whose socket is full gets a writer greenlet that waits for it; the
+publisher never waits. Output is bounded by the broker (QoS 0 dropped past
+max_outgoing_bytes, QoS 1/2 held in the session's bounded queue).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from time import monotonic
+
+import gevent
+from gevent import get_hub
+
+from ..mqtt.codec import FrameReader
+from ..mqtt.errors import MQTTError
+
+log = logging.getLogger("nanomq.transport")
+
+_READ_SIZE = 65536
+_LINGER = 2.0  # seconds a closed connection may take to drain before it is cut
+
+
+class ConnectionSet:
+    """Every open connection of the server, and those with unsent output,
+    which are flushed once per processed batch."""
+
+    __slots__ = ("members", "dirty")
+
+    def __init__(self):
+        self.members = set()
+        self.dirty = []
+
+    def expire_lingering(self, now):
+        for conn in [c for c in self.members if c.linger_until is not None and now >= c.linger_until]:
+            conn.abort()
+
+    def flush(self):
+        dirty = self.dirty
+        while dirty:
+            self.dirty = []
+            for conn in dirty:
+                conn.dirty = False
+                conn.send_buffered()
+            dirty = self.dirty
+
+
+class Connection:
+    __slots__ = (
+        "sock",
+        "broker",
+        "conns",
+        "client",
+        "reader",
+        "peer",
+        "out",
+        "pending",
+        "dirty",
+        "closed",
+        "writer",
+        "linger_until",
+        "filter",
+    )
+
+    def __init__(self, sock, peer, broker, conns, stream_filter=None):
+        self.sock = sock
+        self.peer = peer  # (host, port)
+        self.broker = broker
+        self.conns = conns
+        conns.members.add(self)
+        self.out = []
+        self.pending = 0  # bytes buffered and not yet accepted by the kernel
+        self.dirty = False
+        self.closed = False
+        self.writer = None  # greenlet waiting for the socket to drain
+        self.linger_until = None
+        self.filter = stream_filter  # TLS / WebSocket layer: bytes in/out transformed, or None
+        self.reader = FrameReader(broker.settings.mqtt.max_packet_size)
+        self.client = broker.connection_made(self)
+
+    # -- reading ------------------------------------------------------------
+
+    def run(self):
+        """The connection's greenlet: read, decode, dispatch, flush, until EOF."""
+        sock = self.sock
+        broker = self.broker
+        client = self.client
+        reader = self.reader
+        flusher = self.conns
+        stream_filter = self.filter
+        hub = get_hub()
+        watcher = hub.loop.io(sock.fileno(), 1)
+        reason = "tcp_closed"
+        try:
+            while True:
+                try:
+                    data = sock.recv(_READ_SIZE)
+                except BlockingIOError:
+                    hub.wait(watcher)
+                    continue
+                except OSError:
+                    break
+                if not data:
+                    break
+                if self.closed:
+                    continue  # draining a connection we closed: ignore what it still sends
+                client.last_seen = monotonic()
+                if stream_filter is not None:
+                    data = stream_filter.incoming(self, data)
+                    if not data:
+                        flusher.flush()
+                        continue
+                try:
+                    packets = reader.feed(data)
+                except MQTTError as exc:
+                    broker.decode_failed(client, exc)
+                    flusher.flush()
+                    continue
+                for packet in packets:
+                    broker.packet_received(client, packet)
+                    if self.closed:
+                        break
+                flusher.flush()
+        except Exception:
+            log.exception("connection from %s:%s failed", *self.peer)
+            reason = "internal_error"
+        finally:
+            watcher.close()
+            if not self.closed:
+                self.closed = True
+                broker.connection_lost(client, reason)
+                flusher.flush()
+            self._release()
+
+    # -- writing ------------------------------------------------------------
+
+    def write(self, data):
+        if self.closed:
+            return
+        if self.filter is not None:
+            data = self.filter.outgoing(data)
+        self.out.append(data)
+        self.pending += len(data)
+        if not self.dirty:
+            self.dirty = True
+            self.conns.dirty.append(self)
+
+    def send_buffered(self):
+        """One non-blocking send of everything buffered; hand the rest to a writer greenlet."""
+        if self.writer is not None or not self.out:
+            return
+        out = self.out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.pending = 0
+            self.abort()
+            return
+        if sent == len(data):
+            self.pending = 0
+            return
+        out.append(data[sent:])
+        self.pending = len(data) - sent
+        self.writer = gevent.spawn(self._drain)
+
+    def _drain(self):
+        """Wait for the slow peer's socket to accept the rest of the buffer."""
+        hub = get_hub()
+        watcher = hub.loop.io(self.sock.fileno(), 2)
+        try:
+            while self.out:
+                hub.wait(watcher)
+                out = self.out
+                data = out[0] if len(out) == 1 else b"".join(out)
+                out.clear()
+                try:
+                    sent = self.sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    self.pending = 0
+                    self.abort()
+                    return
+                if sent < len(data):
+                    out.append(data[sent:])
+                self.pending = len(data) - sent
+        finally:
+            watcher.close()
+            self.writer = None
+            if self.closed:
+                self._half_close()
+
+    # -- closing ------------------------------------------------------------
+
+    def close(self):
+        """Close on the broker's behalf: send what is buffered, then FIN.
+        The broker is told at once; the socket lingers briefly for the peer."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.dirty:
+            self.dirty = False
+            self.send_buffered()
+        if self.writer is None:
+            self._half_close()
+        self.linger_until = monotonic() + _LINGER
+        self.broker.connection_lost(self.client)
+
+    def _half_close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.abort()
+
+    def abort(self):
+        """Cut the connection both ways; the reading greenlet then ends it."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTCONN, errno.EBADF):
+                log.debug("shutdown failed for %s:%s: %s", *self.peer, exc)
+
+    def _release(self):
+        self.conns.members.discard(self)
+        self.out.clear()
+        self.pending = 0
+        if self.writer is not None:
+            self.writer.kill(block=False)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
