@@ -1,0 +1,212 @@
+"""From the broker's hand-off to HTTP: bounded queues, pool_size workers, retries, counters.
+
+Plan: submit() puts a small tuple (body builder, its arguments, payload size)
+on the queue of worker `hash(client id) % pool_size` and returns; it never
+waits. Each worker takes its own queue in order, builds the body and POSTs it,
+retrying in place, so the events of one client reach the endpoint in the order
+they happened, and a slow client key delays only the keys that share its worker.
+
+Bounds: across all queues at most `queue_size` events and
+QUEUED_PAYLOAD_BYTES_LIMIT payload bytes wait at once (the queues hold
+references to payloads the broker would otherwise have freed); beyond that an
+event is dropped and counted. Only pool_size bodies exist at any time.
+
+Counters are cumulative: `queued` counts the events accepted by submit(), and
+every produced event ends up in exactly one of delivered, failed and dropped,
+so once the queues are empty `delivered + failed + dropped` equals the number
+of events offered.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import gevent
+import gevent.pool
+import gevent.queue
+
+from .encoding import PayloadTooLarge
+from .http_sender import HttpSender
+from .throttled_log import ThrottledWarning
+
+log = logging.getLogger("nanomq.webhook")
+
+QUEUED_PAYLOAD_BYTES_LIMIT = 32 * 1024 * 1024
+_STOP = object()
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc)
+    if "(host=" in text:  # urllib3 prefixes its pool or connection: keep the message only
+        text = text.split("): ", 1)[-1]
+    return f"{type(exc).__name__}: {text}"
+
+
+class Counters:
+    __slots__ = ("queued", "delivered", "retried", "failed", "dropped")
+
+    def __init__(self):
+        self.queued = 0
+        self.delivered = 0
+        self.retried = 0
+        self.failed = 0
+        self.dropped = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Dispatcher:
+    def __init__(self, settings, report_interval: float = 60.0, warn_interval: float = 10.0):
+        self._settings = settings
+        self._url = settings.url
+        self._workers = settings.pool_size
+        self._capacity = settings.queue_size
+        self._queues = [gevent.queue.Queue() for _ in range(self._workers)]
+        self._pending = 0
+        self._pending_bytes = 0
+        self._accepting = True
+        self._report_interval = report_interval
+        self._reported_losses = (0, 0)
+        self.counters = Counters()
+        self._sender = None
+        self._pool = None
+        self._reporter = None
+        self._endpoint_warning = ThrottledWarning(log, warn_interval)
+        self._drop_warning = ThrottledWarning(log, warn_interval)
+
+    # The broker's side: never waits, never raises.
+
+    def submit(self, key, build, args: tuple, size: int = 0) -> None:
+        """Queue one event for the worker that owns `key` (a client id), or drop it."""
+        if self._pending >= self._capacity or self._pending_bytes + size > QUEUED_PAYLOAD_BYTES_LIMIT:
+            self.counters.dropped += 1
+            self._drop_warning.warning(
+                "webhook queue full (%d events, %d payload bytes waiting): event dropped",
+                self._pending,
+                self._pending_bytes,
+            )
+            return
+        if not self._accepting:
+            self.counters.dropped += 1
+            self._drop_warning.warning("webhook stopped: event dropped")
+            return
+        self._pending += 1
+        self._pending_bytes += size
+        self.counters.queued += 1
+        self._queues[hash(key) % self._workers].put_nowait((build, args, size))
+
+    def drop(self, reason: str) -> None:
+        """Count an event that could not even be handed over."""
+        self.counters.dropped += 1
+        self._drop_warning.warning("webhook event dropped: %s", reason)
+
+    # Life cycle.
+
+    def start(self) -> None:
+        self._sender = HttpSender(self._settings)
+        self._pool = gevent.pool.Pool(self._workers)
+        for queue in self._queues:
+            self._pool.spawn(self._work, queue)
+        self._reporter = gevent.spawn(self._report_periodically)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, let the workers finish their queues for at most `timeout`
+        seconds (default drain_timeout), then count what is left as dropped."""
+        if not self._accepting:
+            return
+        self._accepting = False
+        if self._pool is not None:
+            for queue in self._queues:
+                queue.put_nowait(_STOP)
+            self._pool.join(timeout=self._settings.drain_timeout if timeout is None else timeout)
+            self._pool.kill(block=True, timeout=1.0)
+            self._reporter.kill(block=False)
+        for queue in self._queues:
+            while not queue.empty():
+                item = queue.get_nowait()
+                if item is not _STOP:
+                    self._finish(item[2])
+                    self.counters.dropped += 1
+        self._log_counters()
+        if self._sender is not None:
+            self._sender.close()
+
+    # The workers.
+
+    def _work(self, queue) -> None:
+        while True:
+            item = queue.get()
+            if item is _STOP:
+                return
+            build, args, size = item
+            try:
+                self._deliver(build, args)
+            except gevent.GreenletExit:
+                self.counters.dropped += 1  # killed while sending at the end of the drain
+                raise
+            finally:
+                self._finish(size)
+
+    def _finish(self, size: int) -> None:
+        self._pending -= 1
+        self._pending_bytes -= size
+
+    def _deliver(self, build, args) -> None:
+        try:
+            body = build(*args)
+        except PayloadTooLarge as exc:
+            self._fail("webhook event not sent: %s; use body.encoding = base64 for large payloads", exc)
+            return
+        except Exception as exc:
+            self._fail("webhook event not sent: building its body failed: %r", exc)
+            return
+        settings = self._settings
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                status = self._sender.post(body)
+            except Exception as exc:
+                problem = _describe(exc)
+            else:
+                if 200 <= status < 300:
+                    self.counters.delivered += 1
+                    return
+                if status != 429 and status < 500:
+                    self._fail("webhook POST to %s answered HTTP %d: event not delivered", self._url, status)
+                    return
+                problem = f"HTTP {status}"
+            if tries > settings.max_retries:
+                self._fail("webhook POST to %s failed %d times, last: %s", self._url, tries, problem)
+                return
+            log.debug("webhook POST to %s: %s, retrying", self._url, problem)
+            self.counters.retried += 1
+            gevent.sleep(settings.retry_backoff * (2 ** (tries - 1)))
+
+    def _fail(self, message: str, *args) -> None:
+        self.counters.failed += 1
+        self._endpoint_warning.warning(message, *args)
+
+    # Reporting.
+
+    def _report_periodically(self) -> None:
+        while True:
+            gevent.sleep(self._report_interval)
+            self._log_counters()
+
+    def _log_counters(self) -> None:
+        """One line with the counters while any is non-zero; a warning when failures or drops grew."""
+        counters = self.counters
+        values = counters.as_dict()
+        if not any(values.values()):
+            return
+        losses = (counters.failed, counters.dropped)
+        level = logging.WARNING if losses != self._reported_losses else logging.INFO
+        self._reported_losses = losses
+        log.log(
+            level,
+            "webhook counters: %s, waiting=%d",
+            ", ".join(f"{name}={value}" for name, value in values.items()),
+            self._pending,
+        )

@@ -1,0 +1,60 @@
+"""Which events produce a POST: the `events = [{event, topic}, ...]` rules compiled
+for a check that costs one dict lookup (plus topic matching for message events).
+
+Rules are tried in order and an event produces at most one POST, so the rules of
+one event collapse into "every occurrence" or a tuple of topic filters. `topic`
+only applies to message events; on other events it is ignored.
+
+A message rule without `topic` matches every message except `$`-topics, like
+`#` does: broker-internal `$SYS` traffic reaches the endpoint only through a
+rule that names it (e.g. `topic = "$SYS/#"`). NanoMQ posted its own `$SYS`
+messages to every such rule.
+"""
+
+from __future__ import annotations
+
+from ..mqtt.topics import topic_matches
+
+CLIENT_EVENTS = (
+    "on_client_connect",
+    "on_client_connack",
+    "on_client_connected",
+    "on_client_disconnected",
+    "on_client_subscribe",
+    "on_client_unsubscribe",
+    "on_session_subscribed",
+    "on_session_unsubscribed",
+    "on_session_terminated",
+)
+MESSAGE_EVENTS = ("on_message_publish", "on_message_delivered", "on_message_acked", "on_message_dropped")
+EVENT_NAMES = CLIENT_EVENTS + MESSAGE_EVENTS
+
+ANY_TOPIC = ("#",)
+
+
+def compile_rules(rules) -> dict[str, tuple[str, ...]]:
+    """{event name: topic filters} for the configured events; ANY_TOPIC when a rule has no topic.
+
+    Client events always map to ANY_TOPIC; an event that is absent never fires.
+    """
+    compiled: dict[str, tuple[str, ...]] = {}
+    for rule in rules:
+        if rule.event not in EVENT_NAMES:
+            raise ValueError(f"unknown webhook event {rule.event!r}; allowed: {', '.join(EVENT_NAMES)}")
+        known = compiled.get(rule.event, ())
+        if known is ANY_TOPIC:
+            continue
+        if rule.event in CLIENT_EVENTS or not rule.topic:
+            compiled[rule.event] = ANY_TOPIC
+        elif rule.topic not in known:
+            compiled[rule.event] = known + (rule.topic,)
+    return compiled
+
+
+def any_filter_matches(filters: tuple[str, ...], topic: str) -> bool:
+    if filters is ANY_TOPIC:  # the common "every message" rule, without splitting the topic
+        return not topic.startswith("$")
+    for flt in filters:  # noqa: SIM110 - a plain loop: no generator per message
+        if topic_matches(flt, topic):
+            return True
+    return False
