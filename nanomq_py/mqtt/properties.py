@@ -172,18 +172,44 @@ def decode_binary(data, offset: int, end: int) -> tuple[bytes, int]:
     return bytes(data[start:stop]), stop
 
 
-def _encode_value(kind: int, pid: int, value) -> bytes:
-    if kind == _BYTE:
-        return bytes((pid, value))
-    if kind == _TWO:
-        return bytes((pid,)) + value.to_bytes(2, "big")
-    if kind == _FOUR:
-        return bytes((pid,)) + value.to_bytes(4, "big")
-    if kind == _UTF8:
-        return bytes((pid,)) + encode_utf8(value)
-    if kind == _BINARY:
-        return bytes((pid,)) + encode_binary(value)
-    raise ValueError(f"property 0x{pid:02X} has an unexpected type")
+def _encode_byte(pid: int, value: int) -> bytes:
+    return bytes((pid, value))
+
+
+def _encode_two(pid: int, value: int) -> bytes:
+    return bytes((pid, value >> 8, value & 0xFF))
+
+
+def _encode_four(pid: int, value: int) -> bytes:
+    return bytes((pid,)) + value.to_bytes(4, "big")
+
+
+def _encode_string(pid: int, value: str) -> bytes:
+    return bytes((pid,)) + encode_utf8(value)
+
+
+def _encode_data(pid: int, value: bytes) -> bytes:
+    return bytes((pid,)) + encode_binary(value)
+
+
+def _encode_pairs(pid: int, pairs) -> bytes:
+    return b"".join(bytes((pid,)) + encode_utf8(name) + encode_utf8(value) for name, value in pairs)
+
+
+def _encode_varints(pid: int, values) -> bytes:
+    return b"".join(bytes((pid,)) + encode_varint(value) for value in values)
+
+
+_KIND_ENCODERS = {
+    _BYTE: _encode_byte,
+    _TWO: _encode_two,
+    _FOUR: _encode_four,
+    _UTF8: _encode_string,
+    _BINARY: _encode_data,
+    _PAIR: _encode_pairs,
+    _VARINT: _encode_varints,
+}
+_VALUE_ENCODERS = {pid: _KIND_ENCODERS[kind] for pid, kind in _TYPE_OF.items()}
 
 
 def encode_properties(props: dict) -> bytes:
@@ -192,17 +218,13 @@ def encode_properties(props: dict) -> bytes:
         return b"\x00"
     parts = []
     for pid, value in props.items():
-        kind = _TYPE_OF.get(pid)
-        if kind is None:
+        encoder = _VALUE_ENCODERS.get(pid)
+        if encoder is None:
             raise ValueError(f"unknown property 0x{pid:02X}")
-        if kind == _PAIR:
-            parts.extend(bytes((pid,)) + encode_utf8(name) + encode_utf8(val) for name, val in value)
-        elif kind == _VARINT:
-            parts.extend(bytes((pid,)) + encode_varint(ident) for ident in value)
-        else:
-            parts.append(_encode_value(kind, pid, value))
+        parts.append(encoder(pid, value))
     body = b"".join(parts)
-    return encode_varint(len(body)) + body
+    length = len(body)
+    return (bytes((length,)) if length < 128 else encode_varint(length)) + body
 
 
 def decode_properties(data, offset: int, packet_type, end: int | None = None) -> tuple[dict, int]:
