@@ -64,8 +64,7 @@ from .reason_codes import VALID_REASON_CODES
 DEFAULT_MAX_PACKET_SIZE = 10 * 1024 * 1024
 
 # The protocol (name, level) pairs this codec speaks.
-SUPPORTED_PROTOCOLS = {("MQIsdp", 3): 3, ("MQTT", 4): 4, ("MQTT", 5): 5}
-_PROTOCOL_NAMES = {3: "MQIsdp", 4: "MQTT", 5: "MQTT"}
+SUPPORTED_PROTOCOLS = frozenset({("MQIsdp", 3), ("MQTT", 4), ("MQTT", 5)})
 
 _PINGREQ_BYTES = b"\xc0\x00"
 _PINGRESP_BYTES = b"\xd0\x00"
