@@ -178,7 +178,7 @@ class Dispatcher:
                     return
                 problem = f"HTTP {status}"
             if tries > settings.max_retries:
-                self._fail("webhook POST to %s failed %d times, last: %s", self._url, tries, problem)
+                self._fail("webhook POST to %s failed after %d attempt(s): %s", self._url, tries, problem)
                 return
             log.debug("webhook POST to %s: %s, retrying", self._url, problem)
             self.counters.retried += 1

@@ -33,21 +33,24 @@ ANY_TOPIC = ("#",)
 
 
 def compile_rules(rules) -> dict[str, tuple[str, ...]]:
-    """{event name: topic filters} for the configured events; ANY_TOPIC when a rule has no topic.
+    """{event name: topic filters} for the configured events, in rule order.
 
-    Client events always map to ANY_TOPIC; an event that is absent never fires.
+    Client events, and message events whose only filter is `#` (or no topic),
+    map to ANY_TOPIC; an event that is absent never fires.
     """
-    compiled: dict[str, tuple[str, ...]] = {}
+    filters: dict[str, list[str]] = {}
     for rule in rules:
         if rule.event not in EVENT_NAMES:
             raise ValueError(f"unknown webhook event {rule.event!r}; allowed: {', '.join(EVENT_NAMES)}")
-        known = compiled.get(rule.event, ())
-        if known is ANY_TOPIC:
-            continue
-        if rule.event in CLIENT_EVENTS or not rule.topic:
-            compiled[rule.event] = ANY_TOPIC
-        elif rule.topic not in known:
-            compiled[rule.event] = known + (rule.topic,)
+        known = filters.setdefault(rule.event, [])
+        topic = "#" if rule.event in CLIENT_EVENTS or not rule.topic else rule.topic
+        if topic not in known:
+            known.append(topic)
+    compiled = {}
+    for event, topics in filters.items():
+        if "#" in topics:  # `#` matches all but $-topics: only filters naming a $-topic still add matches
+            topics = ["#"] + [topic for topic in topics if topic.startswith("$")]
+        compiled[event] = ANY_TOPIC if topics == ["#"] else tuple(topics)
     return compiled
 
 
