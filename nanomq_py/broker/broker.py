@@ -68,14 +68,21 @@ class Broker:
             return
         handler(self, client, packet)
 
-    def decode_failed(self, client, exc):
-        """The codec refused the client's bytes: answer as the spec says and close."""
-        if isinstance(exc, UnsupportedProtocolVersion) and client.state == NEW:
-            # The level is not one we speak, so answer in the 3.1.1 format every client reads.
-            client.send(Connack(False, rc.CONNACK_V3_UNACCEPTABLE_PROTOCOL_VERSION))
-            self.stats.refused += 1
-            self.close(client, "unacceptable_protocol_version", log_reason=exc.message)
-            return
+    def decode_failed(self, client, exc, data=b""):
+        """The codec refused the client's bytes (`data`, the chunk that failed):
+        answer as the spec says and close."""
+        if client.state == NEW:
+            if isinstance(exc, UnsupportedProtocolVersion):
+                # The level is not one we speak, so answer in the 3.1.1 format every client reads.
+                client.send(Connack(False, rc.CONNACK_V3_UNACCEPTABLE_PROTOCOL_VERSION))
+                self.stats.refused += 1
+                self.close(client, "unacceptable_protocol_version", log_reason=exc.message)
+                return
+            if connect.sniff_protocol_level(data) == 5:
+                # A v5 CONNECT that does not decode is refused with a CONNACK carrying the reason.
+                client.version = 5
+                client.send(Connack(False, exc.reason_code, {REASON_STRING: exc.message}))
+                self.stats.refused += 1
         self.protocol_violation(client, exc.reason_code, exc.message)
 
     def protocol_violation(self, client, code, why):

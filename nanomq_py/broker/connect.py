@@ -105,6 +105,21 @@ def handle_connect(broker, client, packet):
     return None
 
 
+def sniff_protocol_level(data):
+    """The protocol level byte of a CONNECT at the start of `data`, or None.
+    Lets a CONNECT that failed to decode still be answered in its own version."""
+    if len(data) < 2 or data[0] != 0x10:
+        return None
+    offset = 1
+    while offset < 5 and offset < len(data) and data[offset] & 0x80:
+        offset += 1
+    offset += 1  # past the last remaining-length byte
+    if len(data) < offset + 2:
+        return None
+    level_at = offset + 2 + ((data[offset] << 8) | data[offset + 1])
+    return data[level_at] if level_at < len(data) else None
+
+
 def _refuse(broker, client, reason, v5_code, v3_code):
     broker.stats.refused += 1
     hooks = broker.hooks

@@ -121,7 +121,7 @@ class Connection:
                 try:
                     packets = reader.feed(data)
                 except MQTTError as exc:
-                    broker.decode_failed(client, exc)
+                    broker.decode_failed(client, exc, data)
                     flusher.flush()
                     continue
                 for packet in packets:
