@@ -366,11 +366,16 @@ def _serve(settings, report):
 
     from nanomq_py.server import Server
 
-    server = Server(settings)
     try:
+        server = Server(settings)
         server.start()
-    except OSError as exc:
+    except OSError as exc:  # a port in use, an unreadable certificate ...
         report.fail(f"NanoMQ failed to start: {exc}")
+        report.close()
+        return 1
+    except Exception as exc:
+        log.exception("NanoMQ failed to start")
+        report.fail(f"NanoMQ failed to start: {type(exc).__name__}: {exc}")
         report.close()
         return 1
     try:

@@ -1,0 +1,39 @@
+"""Packaging for nanomq_py: one pure-Python wheel (py3-none-any).
+
+The default configuration, the systemd unit and the init script are installed as
+data files under <prefix>/share/nanomq_py/ (e.g. /usr/local/share/nanomq_py/nanomq.conf).
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "nanomq_py" / "__init__.py").read_text(), re.M).group(1)
+README = HERE / "README.md"
+
+setup(
+    name="nanomq_py",
+    version=VERSION,
+    description="A NanoMQ-compatible MQTT 3.1/3.1.1/5.0 broker with WebHook integration, on gevent",
+    long_description=README.read_text(encoding="utf-8") if README.exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["nanomq_py", "nanomq_py.*"]),
+    install_requires=["gevent", "urllib3", "pyhocon"],
+    extras_require={"test": ["pytest", "paho-mqtt", "hypothesis"]},
+    entry_points={"console_scripts": ["nanomq=nanomq_py.cli:main"]},
+    data_files=[
+        ("share/nanomq_py", ["etc/nanomq.conf", "etc/nanomq.service"]),
+        ("share/nanomq_py/init.d", ["etc/init.d/nanomq"]),
+    ],
+    zip_safe=False,
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: Internet",
+        "Framework :: Gevent",
+    ],
+)
