@@ -152,7 +152,8 @@ class Broker:
     # -- routing ------------------------------------------------------------
 
     def route(self, msg, publisher_id=None):
-        """Hand msg to every session whose subscriptions match its topic."""
+        """Hand msg to every session whose subscriptions match its topic;
+        returns how many subscriptions matched (0: nobody, PUBACK says so in v5)."""
         stats = self.stats
         stats.received += 1
         if self.hooks is not None:
@@ -181,7 +182,9 @@ class Broker:
                     msg_retain and sub.opts.retain_as_published,
                     (sub.sub_id,) if sub.sub_id else None,
                 )
-        stats.routed += len(deliveries) + len(groups)
+        matched = len(deliveries) + len(groups)
+        stats.routed += matched
+        return matched
 
     def message_dropped(self, session, msg, reason):
         self.stats.dropped += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 from time import monotonic
 
 from ..mqtt.codec import encode
+from ..mqtt.properties import NO_PROPERTIES, REASON_STRING
 
 NEW = 0  # waiting for CONNECT
 CONNECTED = 1
@@ -64,6 +65,10 @@ class Client:
     @property
     def v5(self):
         return self.version == 5
+
+    def reason(self, why):
+        """Properties carrying a Reason String, if this is a v5 client that asked for problem information."""
+        return {REASON_STRING: why} if self.version == 5 and self.problem_info else NO_PROPERTIES
 
     def write(self, data):
         self.transport.write(data)

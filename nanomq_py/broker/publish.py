@@ -49,7 +49,7 @@ def handle_publish(broker, client, packet):
             broker.protocol_violation(client, rc.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8")
         else:
             ack = Puback if qos == 1 else Pubrec
-            client.send(ack(packet.packet_id, rc.PAYLOAD_FORMAT_INVALID))
+            client.send(ack(packet.packet_id, rc.PAYLOAD_FORMAT_INVALID, client.reason("payload is not UTF-8")))
         return
     info = client.info
     if qos == 2:
@@ -66,10 +66,10 @@ def handle_publish(broker, client, packet):
     if v5 and p.MESSAGE_EXPIRY_INTERVAL in props:
         expires_at = monotonic() + props[p.MESSAGE_EXPIRY_INTERVAL]
     msg = Message(topic, packet.payload, qos, packet.retain, props, info.client_id, info.username, expires_at)
-    broker.route(msg, info.client_id)
+    matched = broker.route(msg, info.client_id)
     if qos == 1:
         if v5:
-            client.send(Puback(packet.packet_id))
+            client.send(Puback(packet.packet_id, rc.SUCCESS if matched else rc.NO_MATCHING_SUBSCRIBERS))
         else:
             pid = packet.packet_id
             data = _PUBACK_V3.get(pid)
@@ -77,7 +77,8 @@ def handle_publish(broker, client, packet):
                 data = _PUBACK_V3[pid] = b"\x40\x02" + pid.to_bytes(2, "big")
             client.write(data)
     elif qos == 2:
-        client.send(Pubrec(packet.packet_id))
+        code = rc.SUCCESS if matched or not v5 else rc.NO_MATCHING_SUBSCRIBERS
+        client.send(Pubrec(packet.packet_id, code))
 
 
 def _check_topic(broker, client, topic):
@@ -134,12 +135,13 @@ def _denied(broker, client, packet):
     if packet.qos == 0:
         return
     code = rc.NOT_AUTHORIZED if client.version == 5 else 0
+    why = client.reason(f"not authorized to publish to {packet.topic}")
     if packet.qos == 1:
-        client.send(Puback(packet.packet_id, code))
+        client.send(Puback(packet.packet_id, code, why))
     else:
         if not code:
             client.session.awaiting_rel[packet.packet_id] = monotonic()
-        client.send(Pubrec(packet.packet_id, code))
+        client.send(Pubrec(packet.packet_id, code, why))
 
 
 def _is_utf8(payload):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..mqtt import properties as p
 from ..mqtt import reason_codes as rc
 from ..mqtt.packets import Suback, SubOptions, Unsuback
+from ..mqtt.properties import NO_PROPERTIES
 from ..mqtt.topics import split_shared, validate_topic_filter
 from .trie import Subscription
 
@@ -26,6 +27,7 @@ def handle_subscribe(broker, client, packet):
     sub_ids = packet.properties.get(p.SUBSCRIPTION_IDENTIFIER) if packet.properties else None
     sub_id = sub_ids[0] if sub_ids else None
     codes = []
+    problems = []
     retained_to_send = []
     for flt, opts in packet.topics:
         if hooks is not None:
@@ -35,8 +37,9 @@ def handle_subscribe(broker, client, packet):
             return  # the connection was closed for a protocol error
         if code:
             codes.append(code if v5 else _V3_FAILURE)
+            problems.append(f"{flt}: {rc.reason_name(code)}")
             if broker.settings.auth.deny_action == "disconnect" and code == rc.NOT_AUTHORIZED:
-                client.send(Suback(packet.packet_id, codes))
+                client.send(Suback(packet.packet_id, codes, client.reason("; ".join(problems))))
                 broker.server_disconnect(client, rc.NOT_AUTHORIZED, "not_authorized")
                 return
             continue
@@ -55,7 +58,7 @@ def handle_subscribe(broker, client, packet):
         if opts.retain_handling == 0 or (opts.retain_handling == 1 and old is None):
             if split_shared(flt)[0] is None:
                 retained_to_send.append(sub)
-    client.send(Suback(packet.packet_id, codes))
+    client.send(Suback(packet.packet_id, codes, client.reason("; ".join(problems)) if problems else NO_PROPERTIES))
     for sub in retained_to_send:
         for msg in broker.retained.matching(sub.filter):
             if msg.from_client_id == info.client_id and sub.opts.no_local:
