@@ -1,0 +1,45 @@
+"""What the bench reads about a broker process from /proc: memory, CPU time, wake-ups."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _status_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size now (VmRSS)."""
+    return _status_kb(pid, "VmRSS") * 1024
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """Highest resident set size since the process started (VmHWM)."""
+    return _status_kb(pid, "VmHWM") * 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of every thread of the process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches summed over threads: each voluntary one is a wake-up."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except FileNotFoundError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                total += int(line.split()[1])
+    return total

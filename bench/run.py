@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""nanomq_py's benchmark: every scenario of issue 6, side by side with Mosquitto and amqtt.
+
+    python3 bench/run.py                       # full: medians of 5 runs (about an hour)
+    python3 bench/run.py --quick               # one short run of everything (a few minutes)
+    python3 bench/run.py --brokers nanomq_py,mosquitto --scenarios fanin,latency --runs 3
+    python3 bench/run.py --idle-window 120     # idle-CPU window in seconds (default 60, 10 with --quick)
+
+It installs what it lacks (mosquitto from Debian, amqtt into bench/.work/amqtt-venv,
+gcc for the C helpers), pins each broker to core 0 and the load to core 1, and
+prints the loadgen ceiling, a markdown table of medians with the ratios
+nanomq_py / Mosquitto and nanomq_py / amqtt, and JSON summary lines; every run's
+figures go to bench/results/<timestamp>.jsonl. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import traceback
+from collections import defaultdict
+from pathlib import Path
+
+import helpers
+import report
+import toolchain
+from brokers import BROKERS, LOAD_CORE
+from helpers import Forwarder, loadgen
+from scenarios import FULL, QUICK, SCENARIOS, Context, Profile
+
+RESULTS_DIR = toolchain.BENCH_DIR / "results"
+CEILING_MULTIPLE = 3.0
+CEILING_LOADS = {  # metric -> loadgen arguments, driven against the forwarder
+    "fanin_q0_64": ("fanin", {"qos": 0, "size": 64, "pubs": 8}),
+    "fanin_q1_64": ("fanin", {"qos": 1, "size": 64, "pubs": 8}),
+    "fanout_100": ("fanout", {"qos": 0, "size": 64, "subs": 100}),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one short run with smaller counts")
+    ap.add_argument("--brokers", default=",".join(BROKERS), help="comma list (default: %(default)s)")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list (default: %(default)s)")
+    ap.add_argument(
+        "--runs", type=int, help="runs per scenario and broker; the table shows medians (5; 1 quick)"
+    )
+    ap.add_argument("--idle-window", type=float, help="seconds of the idle-CPU window (60; 10 quick)")
+    args = ap.parse_args()
+    for name, known in ((args.brokers, BROKERS), (args.scenarios, SCENARIOS)):
+        unknown = set(name.split(",")) - set(known)
+        if unknown:
+            ap.error(f"unknown {', '.join(sorted(unknown))}; choose from {', '.join(known)}")
+    return args
+
+
+def pin_and_raise_limits() -> None:
+    """The orchestrator stays off the broker core; 10k clients need 10k+ descriptors on each side."""
+    if os.cpu_count() and os.cpu_count() < 2:
+        sys.exit("bench needs 2 cores: the broker on core 0, the load on core 1")
+    os.sched_setaffinity(0, {int(LOAD_CORE)})
+    want = 65536
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def machine_info() -> dict:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    commit = subprocess.run(
+        ["git", "-C", str(toolchain.BENCH_DIR), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    mosquitto = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "mosquitto"], capture_output=True, text=True
+    )
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "mosquitto": mosquitto.stdout.strip() or "?",
+        "amqtt": toolchain.AMQTT_VERSION,
+        "nanomq_py_commit": commit,
+    }
+
+
+def measure_ceiling(profile: Profile) -> dict:
+    """What the load generator reaches against the do-nothing forwarder, plus its latency floor."""
+    ceiling = {}
+    seconds = max(profile.load_s, 3)
+    with Forwarder() as fw:
+        for metric, (mode, opts) in CEILING_LOADS.items():
+            r = loadgen(mode, fw.port, seconds + 60, duration=seconds, count=50_000_000, stall=3, **opts)
+            ceiling[metric] = r["rate"]
+        r = loadgen(
+            "latency", fw.port, seconds + 60, qos=0, rate=1000, duration=seconds, spin=1, count=100_000
+        )
+        ceiling["latency_floor_p99_ms"] = r["p99_us"] / 1000
+    return ceiling
+
+
+def ceiling_report(ceiling: dict, values: dict) -> list[str]:
+    lines = [
+        f"loadgen ceiling (forwarder on core 0): fan-in QoS 0 {ceiling['fanin_q0_64']:,.0f} msg/s, "
+        f"QoS 1 {ceiling['fanin_q1_64']:,.0f} msg/s, fan-out 100 {ceiling['fanout_100']:,.0f} deliv/s; "
+        f"latency floor p99 {ceiling['latency_floor_p99_ms']:.2f} ms at 1k msg/s"
+    ]
+    for metric in CEILING_LOADS:
+        best = max((v for (b, m), v in values.items() if m == metric), default=None)
+        if not best:
+            continue
+        multiple = ceiling[metric] / best
+        verdict = "ok" if multiple >= CEILING_MULTIPLE else f"WARNING: below {CEILING_MULTIPLE:.0f}×"
+        lines.append(f"  {metric}: ceiling {multiple:.1f}× the fastest broker ({best:,.0f}) - {verdict}")
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    profile = QUICK if args.quick else FULL
+    if args.idle_window:
+        profile = Profile(**{**profile.__dict__, "idle_window_s": args.idle_window})
+    runs = args.runs or (1 if args.quick else 5)
+    broker_names = args.brokers.split(",")
+    scenario_names = args.scenarios.split(",")
+
+    pin_and_raise_limits()
+    toolchain.ensure_taskset()
+    helpers.BINARIES.update(toolchain.build_helpers())
+    for name in broker_names:
+        BROKERS[name].prepare()
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    out_path = RESULTS_DIR / f"{stamp}.jsonl"
+    log_dir = toolchain.WORK_DIR / "logs" / stamp
+    info = machine_info()
+    info.update(profile=profile.__dict__, runs=runs, brokers=broker_names, scenarios=scenario_names)
+
+    with open(out_path, "w") as out:
+        out.write(json.dumps({"type": "machine", **info}) + "\n")
+        print("[bench] measuring the load generator's ceiling", file=sys.stderr)
+        ceiling = measure_ceiling(profile)
+        out.write(json.dumps({"type": "ceiling", **ceiling}) + "\n")
+
+        samples = defaultdict(list)
+        for scenario in scenario_names:
+            for run in range(runs):
+                for name in broker_names:
+                    ctx = Context(profile=profile, log_dir=log_dir, run=run)
+                    started = time.monotonic()
+                    print(f"[bench] {scenario} run {run + 1}/{runs}: {name}", file=sys.stderr, flush=True)
+                    try:
+                        metrics, raw = SCENARIOS[scenario](ctx, BROKERS[name])
+                        error = None
+                    except Exception as exc:  # one failing broker or scenario must not lose the rest
+                        metrics, raw, error = {}, {}, f"{type(exc).__name__}: {exc}"
+                        print(f"[bench]   failed: {error}", file=sys.stderr)
+                        traceback.print_exc(file=sys.stderr)
+                    for key, value in metrics.items():
+                        if value is not None:
+                            samples[(name, key)].append(value)
+                    record = {"type": "run", "scenario": scenario, "broker": name, "run": run,
+                              "seconds": round(time.monotonic() - started, 1), "metrics": metrics,
+                              "error": error, "raw": raw}  # fmt: skip
+                    out.write(json.dumps(record) + "\n")
+                    out.flush()
+
+        values = report.medians(samples)
+        summaries = report.summary_lines(values, broker_names)
+        out.writelines(line + "\n" for line in summaries)
+
+    print(
+        f"\n## nanomq_py benchmark - {info['date']}, {info['cpu']}, {info['cores']} cores, "
+        f"kernel {info['kernel']}, Python {info['python']}, Mosquitto {info['mosquitto']}, "
+        f"amqtt {info['amqtt']}, nanomq_py {info['nanomq_py_commit']}; "
+        f"{'quick, ' if args.quick else ''}median of {runs} run{'s' if runs > 1 else ''}\n"
+    )
+    print("\n".join(ceiling_report(ceiling, values)) + "\n")
+    print(report.markdown_table(values, broker_names))
+    print()
+    print("\n".join(summaries))
+    print(f"\n[bench] JSON lines: {out_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
