@@ -116,6 +116,8 @@ class Connection:
                 if stream_filter is not None:
                     data = stream_filter.incoming(self, data)
                     if not data:
+                        if stream_filter.closing:
+                            self.close()
                         flusher.flush()
                         continue
                 try:
@@ -128,6 +130,8 @@ class Connection:
                     broker.packet_received(client, packet)
                     if self.closed:
                         break
+                if stream_filter is not None and stream_filter.closing:
+                    self.close()  # e.g. a WebSocket close frame after the DISCONNECT it carried
                 flusher.flush()
         except Exception:
             log.exception("connection from %s:%s failed", *self.peer)
@@ -143,10 +147,21 @@ class Connection:
     # -- writing ------------------------------------------------------------
 
     def write(self, data):
+        """Buffer MQTT bytes (through the TLS/WebSocket layer, if any) for the next flush."""
         if self.closed:
             return
         if self.filter is not None:
             data = self.filter.outgoing(data)
+        self.out.append(data)
+        self.pending += len(data)
+        if not self.dirty:
+            self.dirty = True
+            self.conns.dirty.append(self)
+
+    def write_raw(self, data):
+        """Buffer wire bytes as they are: a stream layer's handshake and control records."""
+        if self.closed or not data:
+            return
         self.out.append(data)
         self.pending += len(data)
         if not self.dirty:
@@ -209,6 +224,8 @@ class Connection:
         The broker is told at once; the socket lingers briefly for the peer."""
         if self.closed:
             return
+        if self.filter is not None:
+            self.write_raw(self.filter.goodbye())  # WebSocket close frame, TLS close_notify
         self.closed = True
         if self.dirty:
             self.dirty = False
