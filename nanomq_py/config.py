@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import warnings
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -222,7 +223,9 @@ def _read_hocon(path):
     pyhocon_log.addHandler(watcher)
     pyhocon_log.propagate = False
     try:
-        parsed = ConfigFactory.parse_string(text, basedir=os.path.dirname(path) or ".")
+        with warnings.catch_warnings():  # pyhocon reports missing includes with the deprecated logger.warn
+            warnings.simplefilter("ignore", DeprecationWarning)
+            parsed = ConfigFactory.parse_string(text, basedir=os.path.dirname(path) or ".")
     except ParseBaseException as exc:
         where = f"line {exc.lineno}, column {exc.col}"
         raise ConfigError(
@@ -330,6 +333,7 @@ class _OldConfReader:
     def __init__(self, ctx, path):
         self.ctx = ctx
         self.path = path
+        ctx.verbatim.add(path)
         self.tree = {}
         self.acl_rules = []  # (N, order, origin key, raw JSON)
         self.hook_rules = []
@@ -563,6 +567,7 @@ class _Context:
     def __init__(self, source):
         self.source = source
         self.origins = {}  # path tuple -> (where, key label)
+        self.verbatim = set()  # sources whose values are shown as written (the old key=value file)
         self.warnings = []
 
     def locate(self, path):
@@ -573,7 +578,8 @@ class _Context:
 
     def fail(self, path, value, allowed):
         where, key = self.locate(path)
-        raise ConfigError(f"{where}: {key} = {_show(value)} is invalid: {allowed}")
+        shown = value if where in self.verbatim and isinstance(value, str) else _show(value)
+        raise ConfigError(f"{where}: {key} = {shown} is invalid: {allowed}")
 
     def missing(self, path, needed):
         where, key = self.locate(path)
