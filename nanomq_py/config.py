@@ -340,6 +340,7 @@ class _OldConfReader:
         self.users = {}  # N -> {"login": .., "password": ..}
         self.websocket = {}
         self.acl_enable = "true"
+        self.unused = []  # NanoMQ keys (or key groups such as "bridge.*") with no meaning here
 
     def read(self):
         try:
@@ -395,7 +396,10 @@ class _OldConfReader:
         ):
             self._http_req(key, m.group(1), m.group(2), m.group(3), value)
         elif key.startswith(self._UNUSED):
-            self.ctx.warn(f"{self.path}: {key} is a NanoMQ setting that nanomq_py does not use (ignored)")
+            prefix = next(p for p in self._UNUSED if key.startswith(p))
+            group = f"{prefix}*" if prefix.endswith(".") else key
+            if group not in self.unused:
+                self.unused.append(group)
         else:
             self.ctx.warn(f"{self.path}: unknown key {key} (ignored)")
 
@@ -427,6 +431,9 @@ class _OldConfReader:
         return obj
 
     def _finish(self):
+        if self.unused:
+            names = ", ".join(self.unused)
+            self.ctx.warn(f"{self.path}: NanoMQ settings that nanomq_py does not use are ignored: {names}")
         if self.websocket:
             ws_on = self.websocket.get("websocket.enable", "false")
             self._set("websocket.enable", "listeners.ws.enable", ws_on)
