@@ -1,10 +1,30 @@
-"""Authentication (username/password) and authorisation (ACL rules).
+"""Authentication (username/password, HTTP) and authorisation (ACL rules, HTTP).
 
-Passwords are compared in constant time and may be stored hashed:
-`sha256$<salt>$<hex>` (sha256 of salt + password) or
-`pbkdf2_sha256$<iterations>$<salt>$<base64>` (Django's format). ACL rules are
-NanoMQ's: tried in order, first match wins, `no_match` decides otherwise.
-With no rules and no_match = allow the broker skips ACL work entirely.
+Who may connect: a user listed in `auth.password` is checked against the stored
+password; any other client is asked about over HTTP when `http_auth.auth_req`
+is configured; otherwise anonymous clients follow `allow_anonymous` and unknown
+usernames are refused. Passwords may be stored plain, as `sha256$<salt>$<hex>`
+(sha256 of salt + password) or as `pbkdf2_sha256$<iterations>$<salt>$<base64>`
+(Django's format, written by scripts/nanomq-passwd); all are compared in
+constant time.
+
+What a client may do: NanoMQ's ACL rules, tried in order, first match wins; a
+superuser (HTTP `super_req`, asked once at CONNECT) skips them; when no rule
+matches, HTTP `acl_req` decides if configured, else `no_match`. With no rules, no HTTP and
+no_match = allow the broker skips ACL work entirely (`open`).
+
+Subscriptions are judged by what they could deliver (**ours**; NanoMQ
+compares the filter as if it were a topic): an allow rule matches a filter
+only if it covers every topic the filter matches, a deny rule matches if it
+shares any topic with it. So `allow a/+` does not grant `a/#`, and
+`deny secret/#` refuses `#`. `${clientid}`/`${username}` only match when the
+value holds no `+`, `#` or `/`, so a client cannot widen its own pattern.
+
+Cost: a check is one pass over the rules, each topic test linear in the
+topic's length; callers cache verdicts per connection. A PBKDF2 hash runs in
+a worker thread, one at a time, and a verified password is remembered as an
+HMAC, so neither a first login nor a password-guessing flood stalls the event
+loop. HTTP checks block only the calling client's greenlet (see http_auth).
 """
 
 from __future__ import annotations
@@ -13,23 +33,36 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import os
+import secrets
 
-from ..mqtt.topics import topic_matches
+from ..mqtt.topics import split_shared, topic_matches
 
 SUCCESS = "success"
 BAD_CREDENTIALS = "bad_username_or_password"
 NOT_AUTHORIZED = "not_authorized"
 
+PBKDF2_ITERATIONS = 100_000  # ~0.1 s on a desktop core, ~0.5 s on a Raspberry Pi 4
 
-def password_matches(stored, given):
+
+def hash_password(password, iterations=PBKDF2_ITERATIONS, salt=None):
+    """The `pbkdf2_sha256$<iterations>$<salt>$<base64>` form of a password (str or bytes)."""
+    if isinstance(password, str):
+        password = password.encode()
+    salt = salt or secrets.token_urlsafe(12)
+    digest = hashlib.pbkdf2_hmac("sha256", password, salt.encode(), iterations)
+    return f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(digest).decode()}"
+
+
+def password_matches(stored, given, pbkdf2=hashlib.pbkdf2_hmac):
     """True if the password the client sent (bytes) matches the stored form."""
     if stored.startswith("pbkdf2_sha256$"):
         try:
             _, iterations, salt, digest = stored.split("$", 3)
-            computed = hashlib.pbkdf2_hmac("sha256", given, salt.encode(), int(iterations))
-            return hmac.compare_digest(base64.b64encode(computed).decode(), digest)
+            computed = pbkdf2("sha256", given, salt.encode(), int(iterations))
         except ValueError:
             return False
+        return hmac.compare_digest(base64.b64encode(computed).decode(), digest)
     if stored.startswith("sha256$"):
         try:
             _, salt, digest = stored.split("$", 2)
@@ -40,42 +73,198 @@ def password_matches(stored, given):
     return hmac.compare_digest(stored.encode(), given)
 
 
+def _pbkdf2_off_loop():
+    """pbkdf2_hmac run in gevent's thread pool (it releases the GIL), one hash at a time."""
+    from gevent import get_hub
+    from gevent.lock import Semaphore
+
+    one_at_a_time = Semaphore()
+
+    def pbkdf2(*args):
+        with one_at_a_time:
+            return get_hub().threadpool.apply(hashlib.pbkdf2_hmac, args)
+
+    return pbkdf2
+
+
 class Authenticator:
     def __init__(self, settings):
         self.settings = settings
-        self.rules = settings.acl
+        self.rules = [_Rule(rule) for rule in settings.acl]
+        self.no_match_allows = settings.no_match == "allow"
+        self.http = _load_http_auth(settings.http_auth)
+        http_acl = self.http is not None and self.http.has_acl
         # The common edge setup: nothing to check per publish/subscribe.
-        self.open = not settings.acl and settings.no_match == "allow"
+        self.open = not self.rules and self.no_match_allows and not http_acl
+        # Verdicts from HTTP expire; callers that cache them must drop them this often.
+        self.verdict_ttl = self.http.cache_ttl if http_acl else None
+        self._pbkdf2 = None
+        self._hmac_key = os.urandom(32)
+        self._verified = {}  # username -> (stored form, HMAC of the password that matched it)
 
-    def authenticate(self, username, password, client_id, peer_host):
-        """"success", "bad_username_or_password" or "not_authorized" for a CONNECT."""
-        users = self.settings.users
+    def authenticate(self, info, password, sockport=0):
+        """SUCCESS, BAD_CREDENTIALS or NOT_AUTHORIZED for a CONNECT.
+        May wait (this greenlet only) for a password hash or an HTTP answer."""
+        settings = self.settings
+        username = info.username
+        if username is None and not settings.allow_anonymous:
+            return NOT_AUTHORIZED
+        stored = settings.users.get(username) if username is not None else None
+        if stored is not None:
+            return SUCCESS if self._password_ok(username, stored, password) else BAD_CREDENTIALS
+        if self.http is not None and self.http.has_auth:
+            return SUCCESS if self.http.authenticate(info, password, sockport) else NOT_AUTHORIZED
         if username is None:
-            return SUCCESS if self.settings.allow_anonymous else NOT_AUTHORIZED
-        if not users:
-            return SUCCESS if self.settings.allow_anonymous else NOT_AUTHORIZED
-        stored = users.get(username)
-        if stored is None or password is None or not password_matches(stored, password):
+            return SUCCESS
+        if settings.users:
             return BAD_CREDENTIALS
-        return SUCCESS
+        return SUCCESS if settings.allow_anonymous else NOT_AUTHORIZED
 
-    def may_publish(self, info, topic):
-        return self.open or self.check(info, "publish", topic)
+    def is_superuser(self, info, password, sockport=0):
+        """Asked once per connection after a successful CONNECT: True skips every ACL check."""
+        http = self.http
+        return http is not None and http.has_super and http.is_superuser(info, password, sockport)
 
-    def may_subscribe(self, info, flt):
-        return self.open or self.check(info, "subscribe", flt)
+    def _password_ok(self, username, stored, password):
+        if password is None:
+            return False
+        if not stored.startswith("pbkdf2_sha256$"):
+            return password_matches(stored, password)
+        mac = hmac.new(self._hmac_key, password, "sha256").digest()
+        known = self._verified.get(username)
+        if known is not None and known[0] == stored and hmac.compare_digest(known[1], mac):
+            return True
+        if self._pbkdf2 is None:
+            self._pbkdf2 = _pbkdf2_off_loop()
+        if not password_matches(stored, password, self._pbkdf2):
+            return False
+        self._verified[username] = (stored, mac)
+        return True
+
+    def may_publish(self, client, topic):
+        return self.open or client.superuser or self.check(client.info, "publish", topic)
+
+    def may_subscribe(self, client, flt):
+        return self.open or client.superuser or self.check(client.info, "subscribe", split_shared(flt)[1])
 
     def check(self, info, action, topic):
-        """First matching rule decides; no match -> auth.no_match."""
+        """The first matching rule decides; no match -> HTTP acl_req if configured, else auth.no_match."""
         for rule in self.rules:
-            if rule.action != "pubsub" and rule.action != action:
-                continue
-            if not _who_matches(rule.who, info):
-                continue
-            if rule.topics and not any(_topic_rule_matches(t, topic, info) for t in rule.topics):
-                continue
-            return rule.permit == "allow"
-        return self.settings.no_match == "allow"
+            verdict = rule.decide(info, action, topic)
+            if verdict is not None:
+                return verdict
+        if self.http is not None and self.http.has_acl:
+            return self.http.may(info, action, topic)
+        return self.no_match_allows
+
+
+def _load_http_auth(settings):
+    """The HTTP authenticator, imported only when configured (it brings urllib3)."""
+    if settings is None or not (settings.auth_req or settings.super_req or settings.acl_req):
+        return None
+    from .http_auth import HttpAuth
+
+    return HttpAuth(settings)
+
+
+class _Rule:
+    """One compiled ACL rule: decide() -> True (allow), False (deny) or None (not this rule)."""
+
+    __slots__ = ("allow", "who", "actions", "topics")
+
+    def __init__(self, rule):
+        self.allow = rule.permit == "allow"
+        self.who = _compile_who(rule.who)
+        self.actions = ("publish", "subscribe") if rule.action == "pubsub" else (rule.action,)
+        self.topics = [_RuleTopic(t) for t in rule.topics]
+
+    def decide(self, info, action, topic):
+        if action not in self.actions or not _who_matches(self.who, info):
+            return None
+        if self.topics:
+            subscribe = action == "subscribe"
+            if not any(t.matches(topic, info, subscribe, self.allow) for t in self.topics):
+                return None
+        return self.allow
+
+
+class _RuleTopic:
+    """A rule's topic: `@literal`, or a filter possibly holding ${clientid}/${username}."""
+
+    __slots__ = ("text", "literal", "templated")
+
+    def __init__(self, text):
+        self.literal = text.startswith("@")
+        self.text = text[1:] if self.literal else text
+        self.templated = "${" in self.text
+
+    def matches(self, topic, info, subscribe, allow):
+        pattern = self.text
+        if self.templated:
+            pattern = _fill_in(pattern, info)
+            if pattern is None:
+                return False
+        if self.literal or pattern == topic:
+            return pattern == topic
+        if not subscribe:
+            return topic_matches(pattern, topic)
+        return filter_covers(pattern, topic) if allow else filters_overlap(pattern, topic)
+
+
+def _fill_in(pattern, info):
+    """The pattern with ${clientid}/${username} replaced, or None if a value is unusable."""
+    for name, value in (("${clientid}", info.client_id), ("${username}", info.username)):
+        if name in pattern:
+            if not value or "+" in value or "#" in value or "/" in value:
+                return None
+            pattern = pattern.replace(name, value)
+    return pattern
+
+
+def filter_covers(rule, flt):
+    """True if every topic matched by filter `flt` is matched by filter `rule`."""
+    rule_levels = rule.split("/")
+    levels = flt.split("/")
+    if levels[0].startswith("$") and rule_levels[0] in ("+", "#"):
+        return False
+    for index, level in enumerate(rule_levels):
+        if level == "#":
+            return True
+        if index >= len(levels):
+            return False
+        if level == "+":
+            if levels[index] == "#":
+                return False
+        elif levels[index] != level:
+            return False
+    return len(rule_levels) == len(levels)
+
+
+def filters_overlap(first, second):
+    """True if some topic is matched by both filters."""
+    a = first.split("/")
+    b = second.split("/")
+    if (a[0] in ("+", "#") and b[0].startswith("$")) or (b[0] in ("+", "#") and a[0].startswith("$")):
+        return False
+    for index in range(max(len(a), len(b))):
+        x = a[index] if index < len(a) else None
+        y = b[index] if index < len(b) else None
+        if x == "#" or y == "#":
+            return True
+        if x is None or y is None:
+            return False
+        if x != y and x != "+" and y != "+":
+            return False
+    return True
+
+
+def _compile_who(who):
+    kind = who[0]
+    if kind == "ipaddr":
+        return ("ipaddr", ipaddress.ip_network(who[1], strict=False))
+    if kind in ("and", "or"):
+        return (kind, [_compile_who(w) for w in who[1]])
+    return who
 
 
 def _who_matches(who, info):
@@ -87,10 +276,8 @@ def _who_matches(who, info):
     if kind == "clientid":
         return who[1] == "#" or who[1] == info.client_id
     if kind == "ipaddr":
-        try:
-            return ipaddress.ip_address(info.peer_host) in ipaddress.ip_network(who[1], strict=False)
-        except ValueError:
-            return False
+        address = _peer_address(info)
+        return address is not None and address.version == who[1].version and address in who[1]
     if kind == "and":
         return all(_who_matches(w, info) for w in who[1])
     if kind == "or":
@@ -98,12 +285,11 @@ def _who_matches(who, info):
     return False
 
 
-def _topic_rule_matches(rule_topic, topic, info):
-    """`@a/+` matches only the literal `a/+`; `${clientid}`/`${username}` are filled in."""
-    if "${" in rule_topic:
-        rule_topic = rule_topic.replace("${clientid}", info.client_id).replace(
-            "${username}", info.username if info.username is not None else "${username}"
-        )
-    if rule_topic.startswith("@"):
-        return rule_topic[1:] == topic
-    return rule_topic == topic or topic_matches(rule_topic, topic)
+def _peer_address(info):
+    try:
+        address = ipaddress.ip_address(info.peer_host)
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address

@@ -36,6 +36,7 @@ class Client:
         "problem_info",
         "close_reason",
         "acl_cache",
+        "superuser",
     )
 
     def __init__(self, broker, transport):
@@ -56,7 +57,8 @@ class Client:
         self.aliases_in = None  # topic alias -> topic, for PUBLISH from the client
         self.problem_info = True  # v5 Request Problem Information
         self.close_reason = None
-        self.acl_cache = None
+        self.acl_cache = None  # topic -> may publish, for topics this connection used
+        self.superuser = False  # http_auth super_req said so at CONNECT: no ACL checks
 
     @property
     def client_id(self):

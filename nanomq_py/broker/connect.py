@@ -16,7 +16,7 @@ from ..mqtt import reason_codes as rc
 from ..mqtt.packets import Connack, Pingresp
 from ..mqtt.properties import NO_PROPERTIES
 from ..mqtt.topics import validate_topic_name
-from .client import CONNECTED
+from .client import CONNECTED, NEW
 from .events import ClientInfo
 from .message import Message
 from .session import Session
@@ -64,18 +64,29 @@ def handle_connect(broker, client, packet):
 
     if v5 and p.AUTHENTICATION_METHOD in props:
         return _refuse(broker, client, "bad_authentication_method", rc.BAD_AUTHENTICATION_METHOD, 5)
-    limit = broker.settings.mqtt.max_connections
-    if limit and len(broker.clients) >= limit and client_id not in broker.clients:
-        broker.stats.connections_refused += 1
-        return _refuse(broker, client, "server_busy", rc.SERVER_BUSY, rc.CONNACK_V3_SERVER_UNAVAILABLE)
-    verdict = broker.auth.authenticate(packet.username, packet.password, client_id, peer_host)
+    if _over_connection_limit(broker, client_id):
+        return _refuse_busy(broker, client)
+    auth = broker.auth
+    sockport = _local_port(client.transport) if auth.http is not None else 0
+    verdict = auth.authenticate(info, packet.password, sockport)
+    if client.state != NEW:
+        return None  # closed while authentication waited (connect_timeout)
     if verdict != "success":
         return _refuse(broker, client, verdict, _V5_CODE_FOR[verdict], _V3_CODE_FOR[verdict])
+    client.superuser = auth.is_superuser(info, packet.password, sockport)
+    if client.state != NEW:
+        return None
+    if auth.http is not None and _over_connection_limit(broker, client_id):
+        return _refuse_busy(broker, client)  # others connected while this one waited for HTTP
 
     will = None
     if packet.will is not None:
         will = _will_message(broker, client, packet.will, info)
         if will is None:
+            return None
+        if not auth.may_publish(client, will[0].topic):
+            return _refuse(broker, client, "not_authorized", rc.NOT_AUTHORIZED, rc.CONNACK_V3_NOT_AUTHORIZED)
+        if client.state != NEW:
             return None
     client.will = will
     client.keepalive = packet.keepalive
@@ -120,13 +131,33 @@ def sniff_protocol_level(data):
     return data[level_at] if level_at < len(data) else None
 
 
-def _refuse(broker, client, reason, v5_code, v3_code):
+def _refuse(broker, client, reason, v5_code, v3_code, log_reason=None):
     broker.stats.refused += 1
     hooks = broker.hooks
     if hooks is not None:
         hooks.on_client_connack(client.info, reason)
     client.send(Connack(False, v5_code if client.version == 5 else v3_code))
-    broker.close(client, reason)
+    broker.close(client, reason, log_reason=log_reason)
+
+
+def _over_connection_limit(broker, client_id):
+    limit = broker.settings.mqtt.max_connections
+    return limit and len(broker.clients) >= limit and client_id not in broker.clients
+
+
+def _refuse_busy(broker, client):
+    broker.stats.connections_refused += 1
+    limit = broker.settings.mqtt.max_connections
+    why = f"max_connections ({limit}) reached"
+    return _refuse(broker, client, "server_busy", rc.SERVER_BUSY, rc.CONNACK_V3_SERVER_UNAVAILABLE, why)
+
+
+def _local_port(transport):
+    """The port the client connected to (the %p of http_auth)."""
+    try:
+        return transport.sock.getsockname()[1]
+    except (AttributeError, OSError):
+        return 0
 
 
 def _will_message(broker, client, will, info):
@@ -173,6 +204,8 @@ def _apply_client_limits(client, props):
         client.send_window = min(client.send_window, receive_max)
     client.max_packet_size = props.get(p.MAXIMUM_PACKET_SIZE, 0)
     client.topic_alias_max = props.get(p.TOPIC_ALIAS_MAXIMUM, 0)
+    if client.topic_alias_max:
+        client.aliases_out = {}
     client.problem_info = props.get(p.REQUEST_PROBLEM_INFORMATION, 1) == 1
 
 

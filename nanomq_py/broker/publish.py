@@ -15,6 +15,7 @@ from ..mqtt import reason_codes as rc
 from ..mqtt.codec import encode
 from ..mqtt.packets import Puback, Pubcomp, Pubrec, Pubrel
 from ..mqtt.topics import validate_topic_name
+from .client import CONNECTED
 from .message import Message
 
 _PUBACK_V3 = {}  # packet id -> encoded 3.1.1 PUBACK, shared by every client
@@ -91,12 +92,15 @@ def _check_topic(broker, client, topic):
         else:
             broker.close(client, "protocol_error", log_reason=f"invalid topic name {topic!r}: {exc}")
         return False
-    cache = client.acl_cache
+    allowed = broker.auth.may_publish(client, topic)
+    if client.state != CONNECTED:
+        return False  # closed while an HTTP ACL check waited
+    cache = client.acl_cache  # read after the check: the sweeper may have replaced it meanwhile
     if cache is None:
         cache = client.acl_cache = {}
     elif len(cache) >= 1024:
         cache.clear()
-    cache[topic] = broker.auth.may_publish(client.info, topic)
+    cache[topic] = allowed
     return True
 
 

@@ -14,6 +14,7 @@ from ..mqtt import reason_codes as rc
 from ..mqtt.packets import Suback, SubOptions, Unsuback
 from ..mqtt.properties import NO_PROPERTIES
 from ..mqtt.topics import split_shared, validate_topic_filter
+from .client import CONNECTED
 from .trie import Subscription
 
 _V3_FAILURE = 0x80
@@ -88,9 +89,10 @@ def _refusal(broker, client, flt, opts):
     if mqtt.max_subscriptions and flt not in session.subscriptions:
         if len(session.subscriptions) >= mqtt.max_subscriptions:
             return rc.QUOTA_EXCEEDED
-    if not broker.auth.may_subscribe(client.info, flt):
-        return rc.NOT_AUTHORIZED
-    return 0
+    allowed = broker.auth.may_subscribe(client, flt)
+    if client.state != CONNECTED:
+        return None  # closed while an HTTP ACL check waited
+    return 0 if allowed else rc.NOT_AUTHORIZED
 
 
 def handle_unsubscribe(broker, client, packet):

