@@ -41,6 +41,7 @@ class Broker:
         self.trie = SubscriptionTrie()
         self.retained = RetainedStore()
         self.auth = Authenticator(settings.auth)
+        self.acl_caches_expire_at = 0.0  # when HTTP ACL verdicts cached per connection go stale
         self.stats = Stats()
         self.connections = set()  # every Client with an open network connection
         self.clients = {}  # client id -> connected Client
@@ -203,13 +204,20 @@ class Broker:
 
     def tick(self, now=None):
         """The one periodic sweep: keepalive, CONNECT timeout, QoS retry,
-        session expiry and delayed wills. Called about once a second."""
+        session expiry, delayed wills and stale HTTP ACL verdicts. Called
+        about once a second."""
         now = monotonic() if now is None else now
         mqtt = self.settings.mqtt
         multiplier = mqtt.keepalive_multiplier
         connect_deadline = now - mqtt.connect_timeout
         retry_before = now - mqtt.retry_interval
+        ttl = self.auth.verdict_ttl
+        forget_verdicts = ttl is not None and now >= self.acl_caches_expire_at
+        if forget_verdicts:
+            self.acl_caches_expire_at = now + ttl
         for client in list(self.connections):
+            if forget_verdicts:
+                client.acl_cache = None
             state = client.state
             if state == NEW:
                 if client.opened_at < connect_deadline:
