@@ -16,6 +16,10 @@ NEW = 0  # waiting for CONNECT
 CONNECTED = 1
 CLOSED = 2
 
+# Outgoing topic aliases only for topics at least this long: the alias costs 3
+# bytes per PUBLISH and a wire form of its own, shorter topics gain nothing.
+_ALIAS_MIN_TOPIC_LENGTH = 8
+
 
 class Client:
     __slots__ = (
@@ -33,6 +37,7 @@ class Client:
         "max_packet_size",
         "topic_alias_max",
         "aliases_in",
+        "aliases_out",
         "problem_info",
         "close_reason",
         "acl_cache",
@@ -55,6 +60,7 @@ class Client:
         self.max_packet_size = 0  # client's Maximum Packet Size (v5), 0: none
         self.topic_alias_max = 0  # aliases the client accepts from us (v5)
         self.aliases_in = None  # topic alias -> topic, for PUBLISH from the client
+        self.aliases_out = None  # topic -> alias we gave it, when the client accepts aliases (v5)
         self.problem_info = True  # v5 Request Problem Information
         self.close_reason = None
         self.acl_cache = None  # topic -> may publish, for topics this connection used
@@ -82,7 +88,19 @@ class Client:
         """Write msg as a PUBLISH; False if it was dropped for this client
         (too large for the client, or the client is not reading and its
         output buffer is full for QoS 0)."""
-        head, tail = msg.wire_parts(self.version == 5, qos, retain, sub_ids)
+        aliases = self.aliases_out
+        new_alias = 0
+        if aliases is None or len(msg.topic) < _ALIAS_MIN_TOPIC_LENGTH:
+            head, tail = msg.wire_parts(self.version == 5, qos, retain, sub_ids)
+        else:
+            alias = aliases.get(msg.topic)
+            if alias is not None:
+                head, tail = msg.wire_parts(True, qos, retain, sub_ids, alias, True)
+            elif len(aliases) < self.topic_alias_max:
+                new_alias = len(aliases) + 1
+                head, tail = msg.wire_parts(True, qos, retain, sub_ids, new_alias)
+            else:
+                head, tail = msg.wire_parts(True, qos, retain, sub_ids)
         if dup:
             head = bytes((head[0] | 0x08,)) + head[1:]
         size = len(head) + len(tail) + (2 if qos else 0)
@@ -97,6 +115,8 @@ class Client:
             transport.write(head + tail)
         else:
             transport.write(head + pid.to_bytes(2, "big") + tail)
+        if new_alias:
+            aliases[msg.topic] = new_alias
         hooks = self.broker.hooks
         if hooks is not None:
             hooks.on_message_delivered(self.info, msg)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from time import monotonic
 
 from ..mqtt.codec import encode_publish_parts
-from ..mqtt.properties import MESSAGE_EXPIRY_INTERVAL, NO_PROPERTIES, SUBSCRIPTION_IDENTIFIER
+from ..mqtt.properties import MESSAGE_EXPIRY_INTERVAL, NO_PROPERTIES, SUBSCRIPTION_IDENTIFIER, TOPIC_ALIAS
 
 
 class Message:
@@ -52,22 +52,28 @@ class Message:
     def expired(self, now=None):
         return self.expires_at is not None and (now or monotonic()) >= self.expires_at
 
-    def wire_parts(self, v5, qos, retain, sub_ids=None):
+    def wire_parts(self, v5, qos, retain, sub_ids=None, alias=0, alias_only=False):
         """(head, tail) of this message as a PUBLISH for one kind of subscriber.
 
         v3.1 and v3.1.1 share one wire form; v5 adds properties, which vary only
-        with subscription identifiers and the remaining expiry interval.
+        with subscription identifiers, the remaining expiry interval and the
+        outgoing topic alias (with the topic, or alone once the client knows it).
+        Clients give aliases in the order they see topics, so subscribers of the
+        same topics mostly share alias numbers and forms; at worst a message has
+        one form per alias number in use for its topic.
         """
         props = NO_PROPERTIES
         if v5:
             props = self.properties
-            if sub_ids or self.expires_at is not None:
+            if sub_ids or alias or self.expires_at is not None:
                 props = dict(props)
                 if sub_ids:
                     props[SUBSCRIPTION_IDENTIFIER] = list(sub_ids)
                 if self.expires_at is not None:
                     props[MESSAGE_EXPIRY_INTERVAL] = max(0, int(self.expires_at - monotonic() + 0.999))
-                key = (True, qos, retain, sub_ids, props.get(MESSAGE_EXPIRY_INTERVAL))
+                if alias:
+                    props[TOPIC_ALIAS] = alias
+                key = (True, qos, retain, sub_ids, props.get(MESSAGE_EXPIRY_INTERVAL), alias, alias_only)
             else:
                 key = (True, qos, retain)
         else:
@@ -77,5 +83,6 @@ class Message:
             forms = self._forms = {}
         parts = forms.get(key)
         if parts is None:
-            parts = forms[key] = encode_publish_parts(5 if v5 else 4, self.topic, self.payload, qos, retain, False, props)
+            topic = "" if alias_only else self.topic
+            parts = forms[key] = encode_publish_parts(5 if v5 else 4, topic, self.payload, qos, retain, False, props)
         return parts
