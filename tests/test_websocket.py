@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from collections import deque
 from pathlib import Path
 
@@ -339,6 +340,14 @@ def test_text_frame_is_refused_with_1003(broker):
     raw.close()
 
 
+def test_unmasked_frame_is_a_protocol_error(broker):
+    raw = connected_raw_client(broker)
+    raw.sock.sendall(binary_frame(encode(Disconnect(), 4)))  # a server-style frame: clients must mask
+    assert raw.expect_close() == 1002
+    broker.wait_for_output(r"WebSocket from 127\.0\.0\.1:\d+ broke the protocol")
+    raw.close()
+
+
 # -- the upgrade --------------------------------------------------------------------------------
 
 
@@ -403,3 +412,21 @@ def test_wrong_websocket_version_gets_426(broker):
     status, headers, _ = http_request(broker, request)
     assert status == 426
     assert headers["sec-websocket-version"] == "13"
+
+
+def test_tls_and_websocket_code_is_loaded_only_when_configured(tmp_path):
+    """A tcp-only server imports neither ssl nor wsproto/h11 (memory on a small device)."""
+    probe = """
+import sys
+from nanomq_py.server import Server
+from nanomq_py.settings import ListenerSettings, Settings
+server = Server(Settings(listeners=[ListenerSettings(host="127.0.0.1", port=0)]))
+server.start()
+server.stop()
+print(sorted(m for m in ("ssl", "wsproto", "h11") if m in sys.modules))
+"""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr

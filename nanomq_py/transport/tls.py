@@ -26,6 +26,8 @@ def server_context(listener):
     if tls is None or not tls.certfile or not tls.keyfile:
         raise OSError(f"{where}: a {listener.kind} listener needs certfile and keyfile")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION  # a client could otherwise make us redo handshakes at will
     try:
         # A callable, never None: None would make OpenSSL prompt on the terminal for an encrypted key.
         context.load_cert_chain(tls.certfile, tls.keyfile, password=lambda: tls.key_password)
@@ -75,6 +77,7 @@ class TlsLayer:
             pass  # a record is incomplete: wait for more bytes
         except ssl.SSLError as exc:
             self.closing = True
+            conn.broker.stats.protocol_errors += 1
             stage = "TLS" if self.handshaken else "TLS handshake"
             log.warning("%s with %s:%s failed: %s", stage, *self.peer, exc.reason or exc)
         if self.outgoing_bio.pending:

@@ -123,10 +123,12 @@ class WebSocketLayer:
             elif isinstance(event, CloseConnection):
                 if ws.state is ConnectionState.OPEN:  # wsproto found a protocol error, the peer did not close
                     log.warning("WebSocket from %s:%s broke the protocol: %s", *self.peer, event.reason)
+                    conn.broker.stats.protocol_errors += 1
                 self._close(conn, event.response())
                 break
             elif isinstance(event, TextMessage):
                 log.warning("WebSocket from %s:%s sent a text frame; MQTT needs binary frames", *self.peer)
+                conn.broker.stats.protocol_errors += 1
                 self._close(conn, CloseConnection(CloseReason.UNSUPPORTED_DATA, "MQTT needs binary frames"))
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -172,6 +174,7 @@ class WebSocketLayer:
     def _refuse(self, conn, status, why, headers=()):
         """An HTTP error response for a failed upgrade, then the end of the connection."""
         log.warning("WebSocket upgrade from %s:%s refused with %d: %s", *self.peer, status, why)
+        conn.broker.stats.protocol_errors += 1
         self._send(conn, http_error(status, why, headers))
         self.closing = True
 
