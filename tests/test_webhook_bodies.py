@@ -7,10 +7,8 @@ import pytest
 
 from nanomq_py.broker.events import ClientInfo
 from nanomq_py.mqtt.packets import SubOptions
-from nanomq_py.settings import WebhookRule
 from nanomq_py.webhook.bodies import BodyBuilder
 from nanomq_py.webhook.encoding import payload_encoder
-from nanomq_py.webhook.rules import ANY_TOPIC, compile_rules
 
 CLIENT = ClientInfo("wbhk_clientid", "wbhk_test", 4, 60, "127.0.0.1", 50000, 1706703724000, True)
 ANONYMOUS = ClientInfo("anon", None, 5, 30, "10.0.0.7", 50001, 1706703725000, False)
@@ -148,35 +146,3 @@ def test_dropped_body_with_and_without_a_subscriber():
     orphan = json.loads(plain.message_dropped(None, HELLO, "expired"))
     assert orphan["clientid"] is None
     assert orphan["username"] is None
-
-
-def test_rules_collapse_per_event():
-    rules = compile_rules(
-        [
-            WebhookRule("on_message_publish", "a/+"),
-            WebhookRule("on_message_publish", "b/#"),
-            WebhookRule("on_message_publish", "a/+"),
-            WebhookRule("on_message_acked"),
-            WebhookRule("on_message_acked", "x"),
-            WebhookRule("on_client_connack", "ignored/for/client/events"),
-        ]
-    )
-    assert rules == {
-        "on_message_publish": ("a/+", "b/#"),
-        "on_message_acked": ANY_TOPIC,
-        "on_client_connack": ANY_TOPIC,
-    }
-    assert rules["on_message_acked"] is ANY_TOPIC
-    mixed = compile_rules(
-        [
-            WebhookRule("on_message_publish", "a"),
-            WebhookRule("on_message_publish", "$SYS/#"),
-            WebhookRule("on_message_publish"),
-        ]
-    )
-    assert mixed == {"on_message_publish": ("#", "$SYS/#")}
-
-
-def test_unknown_event_is_refused():
-    with pytest.raises(ValueError, match="unknown webhook event 'on_client_created'"):
-        compile_rules([WebhookRule("on_client_created")])

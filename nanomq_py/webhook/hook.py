@@ -15,7 +15,7 @@ from ..broker.events import BrokerEvents
 from .bodies import BodyBuilder
 from .dispatcher import Dispatcher
 from .encoding import payload_encoder
-from .rules import any_filter_matches, compile_rules
+from .rules import compile_rules, topic_matcher
 
 
 def _never_raises(method):
@@ -29,6 +29,11 @@ def _never_raises(method):
             self._dispatcher.drop(f"{method.__name__} failed: {exc!r}")
 
     return guarded
+
+
+def _matcher(rules, event):
+    """The topic test of a message event, or None when the event has no rule."""
+    return topic_matcher(rules[event]) if event in rules else None
 
 
 def _message_fields(msg) -> tuple:
@@ -53,10 +58,10 @@ class WebHook(BrokerEvents):
         self._subscribed = "on_session_subscribed" in rules
         self._unsubscribed = "on_session_unsubscribed" in rules
         self._terminated = "on_session_terminated" in rules
-        self._publish_filters = rules.get("on_message_publish")
-        self._delivered_filters = rules.get("on_message_delivered")
-        self._acked_filters = rules.get("on_message_acked")
-        self._dropped_filters = rules.get("on_message_dropped")
+        self._publish_matches = _matcher(rules, "on_message_publish")
+        self._delivered_matches = _matcher(rules, "on_message_delivered")
+        self._acked_matches = _matcher(rules, "on_message_acked")
+        self._dropped_matches = _matcher(rules, "on_message_dropped")
 
     def start(self) -> None:
         """Create the HTTP connection pool and the pool_size workers."""
@@ -121,16 +126,16 @@ class WebHook(BrokerEvents):
 
     @_never_raises
     def on_message_publish(self, msg):
-        filters = self._publish_filters
-        if filters is not None and any_filter_matches(filters, msg.topic):
+        matches = self._publish_matches
+        if matches is not None and matches(msg.topic):
             self._submit(
                 msg.from_client_id, self._bodies.message_publish, (_message_fields(msg),), len(msg.payload)
             )
 
     @_never_raises
     def on_message_delivered(self, client, msg):
-        filters = self._delivered_filters
-        if filters is not None and any_filter_matches(filters, msg.topic):
+        matches = self._delivered_matches
+        if matches is not None and matches(msg.topic):
             self._submit(
                 client.client_id,
                 self._bodies.message_delivered,
@@ -140,16 +145,16 @@ class WebHook(BrokerEvents):
 
     @_never_raises
     def on_message_acked(self, client, msg):
-        filters = self._acked_filters
-        if filters is not None and any_filter_matches(filters, msg.topic):
+        matches = self._acked_matches
+        if matches is not None and matches(msg.topic):
             self._submit(
                 client.client_id, self._bodies.message_acked, (client, _message_fields(msg)), len(msg.payload)
             )
 
     @_never_raises
     def on_message_dropped(self, client, msg, reason):
-        filters = self._dropped_filters
-        if filters is not None and any_filter_matches(filters, msg.topic):
+        matches = self._dropped_matches
+        if matches is not None and matches(msg.topic):
             key = msg.from_client_id if client is None else client.client_id
             self._submit(
                 key, self._bodies.message_dropped, (client, _message_fields(msg), reason), len(msg.payload)
