@@ -104,6 +104,9 @@ class Dispatcher:
     # Life cycle.
 
     def start(self) -> None:
+        """Events handed over before start() wait in the queues; starting twice changes nothing."""
+        if self._pool is not None:
+            return
         self._sender = HttpSender(self._settings)
         self._pool = gevent.pool.Pool(self._workers)
         for queue in self._queues:
