@@ -21,9 +21,8 @@ def _flag_args(options: dict) -> list[str]:
     return args
 
 
-def loadgen(mode: str, port: int, timeout: float, **options) -> dict:
-    """Runs one bounded load and returns the JSON line it prints."""
-    argv = [
+def _loadgen_argv(mode: str, port: int, options: dict) -> list[str]:
+    return [
         "taskset",
         "-c",
         LOAD_CORE,
@@ -33,20 +32,25 @@ def loadgen(mode: str, port: int, timeout: float, **options) -> dict:
         str(port),
         *_flag_args(options),
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def loadgen(mode: str, port: int, timeout: float, **options) -> dict:
+    """Runs one bounded load and returns the first JSON line it prints (a `conns` load
+    gets an empty stdin, so it lets its clients go as soon as they are connected)."""
+    argv = _loadgen_argv(mode, port, options)
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"loadgen {mode} failed ({done.returncode}): {done.stderr.strip()[-300:]}")
-    return json.loads(lines[-1])
+    return json.loads(lines[0])
 
 
 class LoadgenProcess:
     """A load generator running in the background (e.g. hooked traffic next to a latency probe)."""
 
     def __init__(self, mode: str, port: int, **options):
-        argv = ["taskset", "-c", LOAD_CORE, str(BINARIES["loadgen"]), mode, "--port", str(port)]
         self.proc = subprocess.Popen(
-            argv + _flag_args(options),
+            _loadgen_argv(mode, port, options),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
