@@ -836,37 +836,43 @@ def test_old_conf_errors_name_the_old_key(conf, line, expected):
 # --------------------------------------------------------------------------- logging set up from LogSettings
 
 
-def test_setup_logging_writes_one_line_records_to_a_rotating_file(tmp_path):
+@pytest.fixture
+def nanomq_logger():
+    """Gives back the "nanomq" logger as it was: other tests capture its records through the root logger."""
+    logger = logging.getLogger("nanomq")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield logger
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    handlers, logger.level, logger.propagate = saved
+    for handler in handlers:
+        logger.addHandler(handler)
+
+
+def test_setup_logging_writes_one_line_records_to_a_rotating_file(tmp_path, nanomq_logger):
     settings = LogSettings(
         to=["file"], level="trace", dir=str(tmp_path / "logs"), file="n.log", rotation_size=300
     )
     logger = setup_logging(settings)
-    try:
-        child = logging.getLogger("nanomq.test")
-        child.log(TRACE, "a trace line")
-        child.warning("a warn line")
-        child.critical("x" * 200)
-        child.critical("y" * 200)
-        for handler in logger.handlers:
-            handler.flush()
-        files = sorted((tmp_path / "logs").iterdir(), key=lambda f: f.name, reverse=True)  # oldest first
-        assert [f.name for f in files] == ["n.log.2", "n.log.1", "n.log"]
-        lines = [line for f in files for line in f.read_text().splitlines()]
-        assert re.fullmatch(
-            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} TRACE nanomq\.test: a trace line", lines[0]
-        )
-        assert " WARN  nanomq.test: a warn line" in lines[1]
-        assert " FATAL nanomq.test: " in lines[-1]
-    finally:
-        setup_logging(LogSettings(to=[]))
+    child = logging.getLogger("nanomq.test")
+    child.log(TRACE, "a trace line")
+    child.warning("a warn line")
+    child.critical("x" * 200)
+    child.critical("y" * 200)
+    for handler in logger.handlers:
+        handler.flush()
+    files = sorted((tmp_path / "logs").iterdir(), key=lambda f: f.name, reverse=True)  # oldest first
+    assert [f.name for f in files] == ["n.log.2", "n.log.1", "n.log"]
+    lines = [line for f in files for line in f.read_text().splitlines()]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} TRACE nanomq\.test: a trace line", lines[0])
+    assert " WARN  nanomq.test: a warn line" in lines[1]
+    assert " FATAL nanomq.test: " in lines[-1]
 
 
-def test_log_level_filters_and_console_shows():
+def test_log_level_filters_and_console_shows(nanomq_logger):
     settings = LogSettings(to=["console"], level="error")
     logger = setup_logging(settings)
-    try:
-        assert logger.getEffectiveLevel() == logging.ERROR
-        assert console_shows(settings, logging.ERROR) and not console_shows(settings, logging.WARNING)
-        assert not console_shows(LogSettings(to=["file"], level="trace"), logging.ERROR)
-    finally:
-        setup_logging(LogSettings(to=[]))
+    assert logger.getEffectiveLevel() == logging.ERROR
+    assert console_shows(settings, logging.ERROR) and not console_shows(settings, logging.WARNING)
+    assert not console_shows(LogSettings(to=["file"], level="trace"), logging.ERROR)
