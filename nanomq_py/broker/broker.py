@@ -123,6 +123,8 @@ class Broker:
             del self.clients[info.client_id]
         if session.client is client:
             session.client = None
+        if reason != "takenover" and (session.inflight or session.queue):
+            self._hand_over_shared(session)
         if client.will is not None:
             schedule_will(self, session, client.will, reason)
             client.will = None
@@ -133,6 +135,27 @@ class Broker:
                 session.expires_at = None if session.expiry_interval is None else monotonic() + session.expiry_interval
         if self.hooks is not None:
             self.hooks.on_client_disconnected(info, reason)
+
+    def _hand_over_shared(self, session):
+        """A shared-subscription member left: the QoS 1/2 messages it had not
+        received go to another member of their group (kept if it has none)."""
+        for entry in session.take_shared():
+            msg, qos, retain, sub_ids, group = entry
+            if msg.expired():
+                self.message_dropped(session, msg, "expired")
+                continue
+            sub = group.pick(exclude=session)
+            if sub is None:
+                session.queue.append(entry)
+                continue
+            opts = sub.opts
+            sub.session.deliver(
+                msg,
+                msg.qos if msg.qos < opts.qos else opts.qos,
+                msg.retain and opts.retain_as_published,
+                (sub.sub_id,) if sub.sub_id else None,
+                group,
+            )
 
     def end_session(self, session, reason):
         """Discard a session: subscriptions, queued messages, a delayed will is sent now."""
@@ -182,6 +205,7 @@ class Broker:
                     msg_qos if msg_qos < qos else qos,
                     msg_retain and sub.opts.retain_as_published,
                     (sub.sub_id,) if sub.sub_id else None,
+                    group,
                 )
         matched = len(deliveries) + len(groups)
         stats.routed += matched

@@ -23,13 +23,14 @@ _AWAIT_COMP = 1
 class Outgoing:
     """A QoS 1/2 message sent to the client and not yet acknowledged."""
 
-    __slots__ = ("msg", "qos", "retain", "sub_ids", "state", "sent_at")
+    __slots__ = ("msg", "qos", "retain", "sub_ids", "group", "state", "sent_at")
 
-    def __init__(self, msg, qos, retain, sub_ids, sent_at):
+    def __init__(self, msg, qos, retain, sub_ids, group, sent_at):
         self.msg = msg
         self.qos = qos
         self.retain = retain
         self.sub_ids = sub_ids
+        self.group = group  # the SharedGroup it was picked for, or None
         self.state = _AWAIT_ACK
         self.sent_at = sent_at
 
@@ -56,7 +57,7 @@ class Session:
         self.client_id = client_id
         self.subscriptions = {}  # filter as written -> trie.Subscription
         self.inflight = {}  # packet id -> Outgoing, in send order
-        self.queue = deque()  # (msg, qos, retain, sub_ids) waiting for a slot or the client
+        self.queue = deque()  # (msg, qos, retain, sub_ids, group) waiting for a slot or the client
         self.awaiting_rel = {}  # incoming QoS 2 packet id -> receive time
         self.next_pid = 1
         self.expiry_interval = 0.0  # seconds kept after disconnect; None: never expires
@@ -68,24 +69,25 @@ class Session:
 
     # -- delivery -----------------------------------------------------------
 
-    def deliver(self, msg, qos, retain, sub_ids):
-        """Send now if possible, else queue (QoS 1/2, and QoS 0 never while offline)."""
+    def deliver(self, msg, qos, retain, sub_ids, group=None):
+        """Send now if possible, else queue (QoS 1/2, and QoS 0 never while offline).
+        `group` is the shared subscription group the message was picked for."""
         client = self.client
         if qos == 0:
             if client is not None:
                 client.send_publish(msg, 0, retain, sub_ids, 0)
             return
         if client is not None and not self.queue and len(self.inflight) < client.send_window:
-            self._send_new(client, msg, qos, retain, sub_ids)
+            self._send_new(client, msg, qos, retain, sub_ids, group)
         elif len(self.queue) < self.broker.max_mqueue_len:
-            self.queue.append((msg, qos, retain, sub_ids))
+            self.queue.append((msg, qos, retain, sub_ids, group))
         else:
             self.broker.message_dropped(self, msg, "queue_full")
 
-    def _send_new(self, client, msg, qos, retain, sub_ids):
+    def _send_new(self, client, msg, qos, retain, sub_ids, group):
         pid = self._allocate_pid()
         if client.send_publish(msg, qos, retain, sub_ids, pid):
-            self.inflight[pid] = Outgoing(msg, qos, retain, sub_ids, monotonic())
+            self.inflight[pid] = Outgoing(msg, qos, retain, sub_ids, group, monotonic())
 
     def _allocate_pid(self):
         pid = self.next_pid
@@ -103,11 +105,27 @@ class Session:
             return
         now = monotonic()
         while queue and len(self.inflight) < client.send_window:
-            msg, qos, retain, sub_ids = queue.popleft()
+            msg, qos, retain, sub_ids, group = queue.popleft()
             if msg.expires_at is not None and now >= msg.expires_at:
                 self.broker.message_dropped(self, msg, "expired")
                 continue
-            self._send_new(client, msg, qos, retain, sub_ids)
+            self._send_new(client, msg, qos, retain, sub_ids, group)
+
+    def take_shared(self):
+        """Remove and return the shared-subscription messages the client has not
+        received: in flight before PUBACK/PUBREC, or queued. Entries are
+        (msg, qos, retain, sub_ids, group). One pass over inflight and queue,
+        only when a connection ends."""
+        taken = []
+        inflight = self.inflight
+        for pid in [pid for pid, out in inflight.items() if out.group is not None and out.state == _AWAIT_ACK]:
+            out = inflight.pop(pid)
+            taken.append((out.msg, out.qos, out.retain, out.sub_ids, out.group))
+        queue = self.queue
+        if any(entry[4] is not None for entry in queue):
+            taken.extend(entry for entry in queue if entry[4] is not None)
+            self.queue = deque(entry for entry in queue if entry[4] is None)
+        return taken
 
     # -- acknowledgements ---------------------------------------------------
 

@@ -37,20 +37,28 @@ class SharedGroup:
         self.members = []
         self.next = 0
 
-    def pick(self):
+    def pick(self, exclude=None):
         """Round robin over members, skipping those whose client is offline.
-        Falls back to an offline member (whose session queues) when none is online."""
+        Falls back to an offline member (whose session queues) when none is online.
+        `exclude` is a session never picked (a member handing its messages over)."""
         members = self.members
         count = len(members)
+        start = self.next
+        fallback = None
         for step in range(count):
-            sub = members[(self.next + step) % count]
+            index = (start + step) % count
+            sub = members[index]
+            if sub.session is exclude:
+                continue
             if sub.session.client is not None:
-                self.next = (self.next + step + 1) % count
+                self.next = (index + 1) % count
                 return sub
-        if count:
-            self.next = (self.next + 1) % count
-            return members[self.next - 1]
-        return None
+            if fallback is None:
+                fallback = index
+        if fallback is None:
+            return None
+        self.next = (fallback + 1) % count
+        return members[fallback]
 
 
 class Delivery:
