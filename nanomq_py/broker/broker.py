@@ -12,7 +12,7 @@ from time import monotonic
 
 from ..mqtt import reason_codes as rc
 from ..mqtt.errors import UnsupportedProtocolVersion
-from ..mqtt.packets import Connack, Disconnect
+from ..mqtt.packets import DISCONNECT, Connack, Disconnect
 from ..mqtt.properties import NO_PROPERTIES, REASON_STRING
 from . import connect, publish, subscribe
 from .auth import Authenticator
@@ -87,11 +87,16 @@ class Broker:
         self.protocol_violation(client, exc.reason_code, exc.message)
 
     def protocol_violation(self, client, code, why):
-        """End a connection that broke the protocol (v5: DISCONNECT with the reason code)."""
+        """End a connection that broke the protocol (v5: DISCONNECT with the reason code,
+        which also names the reason events report)."""
         self.stats.protocol_errors += 1
-        if client.state == CONNECTED and client.v5:
-            client.send(Disconnect(code, {REASON_STRING: why} if client.problem_info else NO_PROPERTIES))
-        self.close(client, _REASON_BY_ERROR_CODE.get(code, "protocol_error"), log_reason=why)
+        if client.v5:
+            if client.state == CONNECTED:
+                client.send(Disconnect(code, {REASON_STRING: why} if client.problem_info else NO_PROPERTIES))
+            reason = rc.reason_name(code, DISCONNECT)
+        else:
+            reason = _REASON_BY_ERROR_CODE.get(code, "protocol_error")
+        self.close(client, reason, log_reason=why)
 
     def server_disconnect(self, client, code, reason):
         """Broker-initiated close of a connected client (v5 clients get a DISCONNECT)."""
