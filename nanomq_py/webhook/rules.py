@@ -29,14 +29,12 @@ CLIENT_EVENTS = (
 MESSAGE_EVENTS = ("on_message_publish", "on_message_delivered", "on_message_acked", "on_message_dropped")
 EVENT_NAMES = CLIENT_EVENTS + MESSAGE_EVENTS
 
-ANY_TOPIC = ("#",)
-
 
 def compile_rules(rules) -> dict[str, tuple[str, ...]]:
     """{event name: topic filters} for the configured events, in rule order.
 
     Client events, and message events whose only filter is `#` (or no topic),
-    map to ANY_TOPIC; an event that is absent never fires.
+    map to ("#",); an event that is absent never fires.
     """
     filters: dict[str, list[str]] = {}
     for rule in rules:
