@@ -63,8 +63,9 @@ class Server:
     def serve_forever(self):
         self._stopped.wait()
 
-    def stop(self, timeout=5.0):
-        """Stop accepting, close every client (wills as the spec says), drain the webhook."""
+    def stop(self, timeout=None):
+        """Stop accepting, close every client (wills as the spec says), drain the
+        webhook for `timeout` seconds (default: its configured drain_timeout)."""
         if self._stopped.is_set():
             return
         for greenlet in self._greenlets:
