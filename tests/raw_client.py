@@ -4,9 +4,11 @@ malformed and out-of-order packets, withheld acknowledgements, DUP flags.
 Packets are encoded and decoded with nanomq_py.mqtt.codec; every read has a
 timeout, so a missing packet fails the test instead of hanging it.
 
-Also here: `client_factory`, imported by the MQTT 3 test modules to wrap the
-shared fixture so each paho client is disconnected before its network loop
-is stopped (stopping the loop first costs up to a second per client).
+Also here, for the paho clients of the MQTT 3 test modules: `client_factory`,
+which wraps the shared fixture so each client is disconnected before its
+network loop is stopped, and `connect_unthreaded` for clients the broker will
+close or refuse. paho's loop thread only notices it should stop at its next
+one-second poll or reconnect sleep; these avoid paying that per client.
 """
 
 from __future__ import annotations
@@ -219,3 +221,23 @@ def fast_client_factory(client_factory):
     for client in made:
         if client.paho.is_connected():
             client.paho.disconnect()
+
+
+def connect_unthreaded(client, host=None, port=None):
+    """Connect a TestClient without paho's loop thread; returns its CONNACK
+    (flags, reason_code, properties). Drive it further with paho.loop()."""
+    client.paho.connect(host or client.broker.host, port or client.broker.port, 60)
+    deadline = time.monotonic() + TIMEOUT
+    while client.connack.empty():
+        assert time.monotonic() < deadline, "no CONNACK"
+        client.paho.loop(0.1)
+    return client.connack.get()
+
+
+def loop_until_disconnected(client):
+    """Run an unthreaded paho client until the connection ends; returns the reason code."""
+    deadline = time.monotonic() + TIMEOUT
+    while client.disconnects.empty():
+        assert time.monotonic() < deadline, "still connected"
+        client.paho.loop(0.1)
+    return client.disconnects.get()

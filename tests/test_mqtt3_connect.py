@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 from mqtt_client import unique_id
-from raw_client import RawClient, fast_client_factory  # noqa: F401 (fixture: client_factory)
+from raw_client import (
+    RawClient,
+    connect_unthreaded,
+    fast_client_factory,  # noqa: F401 (the client_factory fixture)
+)
 
 from nanomq_py.mqtt.packets import Connack, Connect, Pingreq, Publish, SubOptions, Subscribe, Will
 
@@ -193,27 +197,43 @@ def test_credentials_connack_codes(auth_broker, version, username, password, cod
 
 @pytest.mark.parametrize("protocol", ["3.1", "3.1.1"])
 def test_paho_sees_refused_credentials(auth_broker, client_factory, protocol):
-    client = client_factory(auth_broker, protocol=protocol)
-    client.paho.username_pw_set("alice", "wrong")
-    _, reason_code, _ = client.connect(expect_success=False)
+    refused = client_factory(auth_broker, protocol=protocol)
+    refused.paho.username_pw_set("alice", "wrong")
+    _, reason_code, _ = connect_unthreaded(refused)
     assert reason_code.is_failure
     assert str(reason_code) == "Bad user name or password"
-    client.paho.disconnect()  # no reconnect attempts
-    client.paho.loop_stop()
 
     client = client_factory(auth_broker, protocol=protocol)
     client.paho.username_pw_set("alice", "secret")
     client.connect()
 
 
+def test_refused_connect_publishes_no_will(auth_broker, client_factory):
+    topic = f"connect/refused-will/{unique_id()}"
+    watch = client_factory(auth_broker)
+    watch.paho.username_pw_set("alice", "secret")
+    watch.connect()
+    watch.subscribe(topic, 1)
+    with RawClient(auth_broker) as client:
+        connack = client.connect(
+            unique_id("bad"), will=Will(topic, b"never"), username="alice", password=b"x"
+        )
+        assert connack.reason_code == BAD_USERNAME_OR_PASSWORD
+        client.assert_closed()
+    publisher = client_factory(auth_broker)
+    publisher.paho.username_pw_set("alice", "secret")
+    publisher.connect()
+    assert watch.received_before_sync(publisher) == []
+
+
 def test_server_unavailable_and_connect_timeout(broker_factory):
     broker = broker_factory('mqtt { max_connections = 1, connect_timeout = "1s" }\n')
+    silent = RawClient(broker)  # never sends CONNECT: closed once connect_timeout passes
     with RawClient(broker) as first:
         assert first.connect(unique_id("first")).reason_code == ACCEPTED
         with RawClient(broker) as second:
             assert second.connect(unique_id("second")) == Connack(False, SERVER_UNAVAILABLE)
             second.assert_closed()
         first.ping()
-    with RawClient(broker) as silent:
-        # Never sends CONNECT: closed once connect_timeout passes.
+    with silent:
         silent.assert_closed(timeout=5)

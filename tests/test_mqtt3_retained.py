@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import pytest
 from mqtt_client import unique_id
-from raw_client import RawClient, acknowledge, fast_client_factory  # noqa: F401 (fixture: client_factory)
+from raw_client import (
+    RawClient,
+    acknowledge,
+    fast_client_factory,  # noqa: F401 (the client_factory fixture)
+)
 
 from nanomq_py.mqtt.packets import Publish, Suback, SubOptions, Subscribe
 

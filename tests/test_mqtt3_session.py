@@ -7,7 +7,13 @@ import threading
 
 import pytest
 from mqtt_client import unique_id
-from raw_client import RawClient, acknowledge, fast_client_factory  # noqa: F401 (fixture: client_factory)
+from raw_client import (
+    RawClient,
+    acknowledge,
+    connect_unthreaded,
+    fast_client_factory,  # noqa: F401 (the client_factory fixture)
+    loop_until_disconnected,
+)
 
 from nanomq_py.mqtt.packets import Pingreq, Pingresp, Publish, Will
 
@@ -149,19 +155,22 @@ def test_takeover_with_clean_session_starts_afresh(broker, client_factory):
 def test_paho_client_is_taken_over(client_factory):
     client_id = unique_id("paho-same")
     first = client_factory(client_id=client_id)
-    first.paho.reconnect_delay_set(60, 60)  # paho would otherwise take the id back
-    first.connect()
+    connect_unthreaded(first)  # a looping paho client would reconnect and take the id back
     second = client_factory(client_id=client_id)
     second.connect()
-    first.disconnects.get(timeout=10)
+    assert loop_until_disconnected(first).is_failure
     second.subscribe("session/after-takeover", 0)
 
 
-def test_keepalive_is_enforced(broker):
+def test_keepalive_is_enforced_and_the_will_is_published(broker, client_factory):
     """keepalive 1 s x keepalive_multiplier 1.5: a silent client is closed after
-    about 1.5 s; one that sends PINGREQ every half second stays."""
+    about 1.5 s and its will goes out; one that sends PINGREQ every half second stays."""
+    will_topic = f"session/keepalive-will/{unique_id()}"
+    watcher = client_factory()
+    watcher.connect()
+    watcher.subscribe(will_topic, 1)
     with RawClient(broker) as silent, RawClient(broker) as busy:
-        silent.connect(unique_id("silent"), keepalive=1)
+        silent.connect(unique_id("silent"), keepalive=1, will=Will(will_topic, b"timed out", 1))
         busy.connect(unique_id("busy"), keepalive=1)
         done = threading.Event()
         sent = []
@@ -178,6 +187,7 @@ def test_keepalive_is_enforced(broker):
         finally:
             done.set()
             pinger.join()
+        assert [(m.payload, m.qos) for m in watcher.expect()] == [(b"timed out", 1)]
         # The busy client outlived the silent one, and every ping was answered.
         for _ in sent:
             busy.expect(Pingresp)

@@ -4,9 +4,12 @@ SUBACK codes, overlapping subscriptions, `$` topics, invalid names and filters."
 from __future__ import annotations
 
 import pytest
-from broker_process import start_broker
 from mqtt_client import unique_id
-from raw_client import RawClient, acknowledge, fast_client_factory  # noqa: F401 (fixture: client_factory)
+from raw_client import (
+    RawClient,
+    acknowledge,
+    fast_client_factory,  # noqa: F401 (the client_factory fixture)
+)
 
 from nanomq_py.mqtt.packets import Publish, Suback, SubOptions, Subscribe, Unsuback, Unsubscribe
 
@@ -42,23 +45,16 @@ MATCHES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def quiet_broker(tmp_path_factory):
-    """A broker for the filters that match from the root: no other test's traffic here."""
-    proc = start_broker(tmp_path_factory.mktemp("quiet"))
-    yield proc
-    proc.stop()
-
-
 @pytest.mark.parametrize("protocol", ["3.1", "3.1.1"])
-def test_wildcard_matching_and_dollar_topics(quiet_broker, client_factory, protocol):
+def test_wildcard_matching_and_dollar_topics(client_factory, protocol):
+    """Filters from the root see the whole broker: this runs while no other test publishes."""
     subscribers = []
     for flt, expected in MATCHES:
-        subscriber = client_factory(quiet_broker, protocol=protocol)
+        subscriber = client_factory(protocol=protocol)
         subscriber.connect()
         assert [code.value for code in subscriber.subscribe(flt, 1)] == [1]
         subscribers.append((subscriber, flt, expected))
-    publisher = client_factory(quiet_broker, protocol=protocol)
+    publisher = client_factory(protocol=protocol)
     publisher.connect()
     for topic in TOPICS:
         publisher.publish(topic, topic.encode(), qos=1)

@@ -1,12 +1,20 @@
 """Will messages of MQTT 3.1 / 3.1.1 clients: published when the connection
-ends without DISCONNECT (socket closed, keepalive timeout, protocol error,
-oversize packet), never after DISCONNECT; will QoS and retain are honoured."""
+ends without DISCONNECT (socket closed, protocol error, takeover), never
+after DISCONNECT; will QoS and retain are honoured. (The will on keepalive
+timeout is in test_mqtt3_session, the one after a refused CONNECT in
+test_mqtt3_connect, next to the brokers those need.)"""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from mqtt_client import unique_id
-from raw_client import RawClient, fast_client_factory  # noqa: F401 (fixture: client_factory)
+from raw_client import (
+    RawClient,
+    connect_unthreaded,
+    fast_client_factory,  # noqa: F401 (the client_factory fixture)
+)
 
 from nanomq_py.mqtt.packets import Connect, Will
 
@@ -34,9 +42,8 @@ def test_paho_mqtt31_will_on_abnormal_close(client_factory, watcher):
     watch, topic = watcher
     client = client_factory(protocol="3.1")
     client.paho.will_set(topic, b"paho gone", qos=2, retain=False)
-    client.paho.reconnect_delay_set(60, 60)  # no automatic reconnect within the test
-    client.connect()
-    client.paho.socket().shutdown(2)
+    connect_unthreaded(client)
+    client.paho.socket().shutdown(socket.SHUT_RDWR)
     (message,) = watch.expect()
     assert (message.payload, message.qos) == (b"paho gone", 2)
 
@@ -108,32 +115,6 @@ def test_will_on_second_connect(broker, watcher):
         client.send(Connect("MQTT", 4, True, 60, unique_id("again")))
         client.assert_closed()
     assert watch.expect()[0].payload == b"second connect"
-
-
-def test_will_on_keepalive_timeout(broker, watcher):
-    watch, topic = watcher
-    with RawClient(broker) as client:
-        client.connect(unique_id("silent"), keepalive=1, will=Will(topic, b"timed out", 1))
-        client.assert_closed(timeout=5)  # keepalive 1 s x 1.5, checked once a second
-    assert watch.expect()[0].payload == b"timed out"
-
-
-def test_will_is_not_published_when_connect_is_refused(broker_factory, client_factory):
-    broker = broker_factory('auth { allow_anonymous = false, password { "u" = "p" } }\n')
-    topic = f"will/refused/{unique_id()}"
-    watch = client_factory(broker)
-    watch.paho.username_pw_set("u", "p")
-    watch.connect()
-    watch.subscribe(topic, 1)
-    with RawClient(broker) as client:
-        assert client.connect(
-            unique_id("bad"), will=Will(topic, b"never"), username="u", password=b"x"
-        ).reason_code
-        client.assert_closed()
-    publisher = client_factory(broker)
-    publisher.paho.username_pw_set("u", "p")
-    publisher.connect()
-    assert watch.received_before_sync(publisher) == []
 
 
 def test_taken_over_connection_publishes_its_will(broker, watcher):

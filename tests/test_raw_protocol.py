@@ -9,7 +9,10 @@ import socket
 import pytest
 from broker_process import start_broker
 from mqtt_client import unique_id
-from raw_client import RawClient, fast_client_factory  # noqa: F401 (fixture: client_factory)
+from raw_client import (
+    RawClient,
+    fast_client_factory,  # noqa: F401 (the client_factory fixture)
+)
 
 from nanomq_py.mqtt.codec import encode
 from nanomq_py.mqtt.packets import (
