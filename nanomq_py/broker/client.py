@@ -82,7 +82,14 @@ class Client:
         self.transport.write(data)
 
     def send(self, packet):
-        self.transport.write(encode(packet, self.version))
+        data = encode(packet, self.version)
+        if self.max_packet_size and len(data) > self.max_packet_size:
+            # The client's Maximum Packet Size: a Reason String is the part that may go.
+            props = getattr(packet, "properties", NO_PROPERTIES)
+            if REASON_STRING in props:
+                packet.properties = {k: v for k, v in props.items() if k != REASON_STRING}
+                data = encode(packet, self.version)
+        self.transport.write(data)
 
     def send_publish(self, msg, qos, retain, sub_ids, pid, dup=False):
         """Write msg as a PUBLISH; False if it was dropped for this client
