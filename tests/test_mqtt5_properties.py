@@ -122,6 +122,13 @@ def test_no_reason_string_when_problem_information_is_not_requested(broker):
     assert p.REASON_STRING not in disconnect.properties
 
 
+def test_reason_string_left_out_when_it_would_exceed_the_clients_maximum_packet_size(broker):
+    raw = connected(broker, {p.MAXIMUM_PACKET_SIZE: 16})
+    raw.send_bytes(publish_bytes(b"\x11\x00\x00\x00\x05"))
+    disconnect = raw.expect_disconnect(rc.PROTOCOL_ERROR)
+    assert p.REASON_STRING not in disconnect.properties
+
+
 def test_second_connect_is_a_protocol_error(broker):
     raw = connected(broker)
     raw.send(Connect("MQTT", 5, True, 60, unique_id("again")))
