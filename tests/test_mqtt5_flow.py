@@ -13,7 +13,7 @@ from raw_client_v5 import RawV5Client
 
 from nanomq_py.mqtt import properties as p
 from nanomq_py.mqtt import reason_codes as rc
-from nanomq_py.mqtt.packets import Puback, Publish, Pubrec
+from nanomq_py.mqtt.packets import Puback, Publish, Pubrec, Will
 
 
 def v5_client(client_factory, target=None, properties=None, **kwargs):
@@ -244,6 +244,20 @@ def test_limited_broker_disconnects_publishes_beyond_its_limits(limited_broker, 
     raw, _ = raw_connected(limited_broker)
     raw.publish("flow/limited", b"x", qos, retain=retain)
     raw.expect_disconnect(code)
+
+
+@pytest.mark.parametrize(
+    "will, code",
+    [
+        (Will("flow/will", b"x", 2), rc.QOS_NOT_SUPPORTED),
+        (Will("flow/will", b"x", 0, True), rc.RETAIN_NOT_SUPPORTED),
+    ],
+    ids=["qos2", "retain"],
+)
+def test_limited_broker_refuses_wills_beyond_its_limits(limited_broker, will, code):
+    raw = RawV5Client(limited_broker)
+    assert raw.connect(unique_id("will"), will=will).reason_code == code
+    raw.expect_closed()
 
 
 def test_assigned_client_identifier(client_factory):
