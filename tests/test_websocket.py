@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 from collections import deque
@@ -75,8 +76,12 @@ listeners.wss {{
 class RawWsClient:
     """A WebSocket client over a plain socket, with wsproto: frames exactly as the test says."""
 
-    def __init__(self, broker, path="/mqtt", subprotocols=("mqtt",)):
-        self.sock = socket.create_connection(broker.listeners["ws"], timeout=TIMEOUT)
+    def __init__(self, broker, path="/mqtt", subprotocols=("mqtt",), tls_ca=None):
+        kind = "ws" if tls_ca is None else "wss"
+        self.sock = socket.create_connection(broker.listeners[kind], timeout=TIMEOUT)
+        if tls_ca is not None:
+            context = ssl.create_default_context(cafile=str(tls_ca))
+            self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.events = deque()
         self.reader = FrameReader(max_packet_size=1 << 24)
@@ -330,6 +335,16 @@ def test_broker_closing_sends_a_close_frame(broker):
     raw = connected_raw_client(broker)
     raw.send_frames(encode(Connect(client_id=unique_id("again")), 4))  # a second CONNECT: protocol error
     assert raw.expect_close() == 1000
+    raw.close()
+
+
+def test_wss_close_by_the_broker_sends_a_close_frame_inside_tls(broker, certs):
+    raw = RawWsClient(broker, tls_ca=certs.ca)
+    assert isinstance(raw.handshake, AcceptConnection) and raw.handshake.subprotocol == "mqtt"
+    raw.send_frames(encode(Connect(client_id=unique_id("wss")), 4))
+    assert raw.expect_packet() == Connack(False, 0)
+    raw.send_frames(encode(Connect(client_id=unique_id("again")), 4))
+    assert raw.expect_close() == 1000  # then close_notify: the TLS socket reads b""
     raw.close()
 
 
