@@ -105,7 +105,8 @@ def handle_connect(broker, client, packet):
     ack_props = _connack_properties(broker, client, session, assigned, client_id) if v5 else NO_PROPERTIES
     if hooks is not None:
         hooks.on_client_connack(info, "success")
-    client.send(Connack(present, 0, ack_props))
+    # MQTT 3.1 has no Session Present flag: that CONNACK byte is reserved there.
+    client.send(Connack(present and version != 3, 0, ack_props))
     client.state = CONNECTED
     broker.clients[client_id] = client
     if hooks is not None:
