@@ -158,6 +158,22 @@ def test_session_present_flag(broker):
         client.disconnect()
 
 
+def test_mqtt31_connack_has_no_session_present_flag(broker, client_factory):
+    """In 3.1 the first CONNACK byte is reserved: 0 even when the session is resumed."""
+    client_id = unique_id("v31-present")
+    topic = f"connect/v31/{client_id}"
+    with RawClient(broker, version=3) as client:
+        assert client.connect(client_id, clean=False) == Connack(False, ACCEPTED)
+        client.subscribe(topic, qos=1)
+        client.disconnect()
+    publisher = client_factory()
+    publisher.connect()
+    publisher.publish(topic, b"kept for you", qos=1)
+    with RawClient(broker, version=3) as client:
+        assert client.connect(client_id, clean=False) == Connack(False, ACCEPTED)
+        assert client.expect(Publish).payload == b"kept for you"  # the session was resumed all the same
+
+
 def test_mqtt31_accepts_a_long_client_id(broker):
     """3.1 said 23 characters at most; like Mosquitto, longer ids are accepted."""
     with RawClient(broker, version=3) as client:
