@@ -44,10 +44,14 @@ _PROTOCOL_NAMES = {3: "MQIsdp", 4: "MQTT", 5: "MQTT"}
 class RawClient:
     """One TCP connection speaking MQTT at protocol level `version` (3 or 4)."""
 
-    def __init__(self, broker, version=4, timeout=TIMEOUT):
+    def __init__(self, broker, version=4, timeout=TIMEOUT, receive_buffer=None):
         self.version = version
         self.timeout = timeout
-        self.sock = socket.create_connection((broker.host, broker.port), timeout=timeout)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:  # before connecting, so the advertised window stays small
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(timeout)
+        self.sock.connect((broker.host, broker.port))
         self.reader = FrameReader(max_packet_size=1 << 28, version=version)
         self.pending = []  # decoded packets not yet handed out
         self.eof = False

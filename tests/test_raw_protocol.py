@@ -33,8 +33,9 @@ MAX_PACKET_SIZE = 1024
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    """This module's broker: default settings but a 1 KiB max_packet_size."""
-    proc = start_broker(tmp_path_factory.mktemp("raw"), f"mqtt {{ max_packet_size = {MAX_PACKET_SIZE} }}\n")
+    """This module's broker: a 1 KiB max_packet_size and 64 KiB of output per connection."""
+    conf = f"mqtt {{ max_packet_size = {MAX_PACKET_SIZE}, max_outgoing_bytes = 64KB }}\n"
+    proc = start_broker(tmp_path_factory.mktemp("raw"), conf)
     yield proc
     proc.stop()
 
@@ -201,3 +202,25 @@ def test_mqtt31_accepts_any_fixed_header_flags_like_mosquitto(broker):
         client.connect(unique_id("v31"))
         client.send_bytes(b"\xc1\x00")  # PINGREQ with a flag bit
         client.expect(Pingresp)
+
+
+def test_a_subscriber_that_stops_reading_stalls_nobody(broker, bystander, client_factory):
+    """QoS 0 to a subscriber that never reads is dropped once its output passes
+    max_outgoing_bytes; the publisher and another subscriber carry on."""
+    topic = f"raw/stuck/{unique_id()}"
+    count = 5000
+    payload = b"s" * 900
+    reader = client_factory(broker)
+    reader.connect()
+    reader.subscribe(topic, 0)
+    stuck_id = unique_id("stuck")
+    with RawClient(broker, receive_buffer=4096) as stuck, RawClient(broker) as publisher:
+        stuck.connect(stuck_id)
+        stuck.subscribe(topic, qos=0)
+        publisher.connect(unique_id("flood"))
+        publisher.send_bytes(encode(Publish(topic, payload), 4) * count)
+        publisher.ping()  # every PUBLISH was read and routed
+        broker.wait_for_output(rf"dropped message on '{topic}' for '{stuck_id}': queue_full")
+        received = reader.expect(count)
+        assert all(m.payload == payload for m in received)
+    bystander.ping()
