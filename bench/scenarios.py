@@ -112,11 +112,13 @@ def fanout(ctx: Context, broker: Broker):
     return metrics, raw
 
 
-def _latency_load(ctx: Context, port: int, qos: int, rate: int, topic: str) -> dict:
+def _latency_load(ctx: Context, port: int, qos: int, rate: int, topic: str, spin: bool = False) -> dict:
+    """Paced load; `spin` busy-polls (no wake-up delay of its own), only when nothing else of
+    the bench (sink, second generator) needs core 1."""
     p = ctx.profile
     return loadgen(
         "latency", port, _load_timeout(ctx, p.load_s), qos=qos, size=64, rate=rate, topic=topic,
-        count=int(rate * p.load_s), duration=p.load_s, spin=1, warmup=0.5, stall=STALL_S, drain=p.drain_s,
+        count=int(rate * p.load_s), duration=p.load_s, spin=int(spin), warmup=0.5, stall=STALL_S, drain=p.drain_s,
     )  # fmt: skip
 
 
@@ -124,7 +126,7 @@ def latency(ctx: Context, broker: Broker):
     metrics, raw = {}, {}
     with RunningBroker(broker, ctx.log_dir, f"latency-r{ctx.run}") as b:
         for qos in (0, 1):
-            r = _latency_load(ctx, b.port, qos, 1000, "bench/lat")
+            r = _latency_load(ctx, b.port, qos, 1000, "bench/lat", spin=True)
             _check_alive(b, "latency")
             metrics[f"lat_q{qos}_p50"] = r["p50_us"] / 1000
             metrics[f"lat_q{qos}_p99"] = r["p99_us"] / 1000
@@ -259,6 +261,7 @@ def webhook(ctx: Context, broker: Broker):
     metrics.update(
         wh_posts=posts["posts_per_s"],
         wh_delivered=100.0 * posts["posts"] / max(on["sent"], 1),
+        wh_conns=posts["conns_opened"],
         wh_fanin_off=off["rate"],
         wh_fanin_on=on["rate"],
         wh_on_off=on["rate"] / off["rate"] if off["rate"] else None,
@@ -282,7 +285,9 @@ def webhook(ctx: Context, broker: Broker):
         _check_alive(b, "webhook slow sink")
         peak = procfs.peak_rss_bytes(b.pid)
         slow_posts = slow.stats()
-    metrics.update(wh_slow_p99=probe["p99_us"] / 1000, wh_slow_rss=_mb(peak))
+    metrics.update(
+        wh_slow_p99=probe["p99_us"] / 1000, wh_slow_rss=_mb(peak), wh_slow_posts=slow_posts["posts_per_s"]
+    )
     raw.update(slow_probe=probe, slow_hooked=hooked_result, slow_sink=slow_posts, slow_peak_rss_bytes=peak)
     return metrics, raw
 
@@ -337,11 +342,13 @@ METRICS = [
     Metric("idlecpu_wakeups", "idlecpu", "1k idle clients: wake-ups", "/s", "a few /s"),
     Metric("wh_posts", "webhook", "webhook POSTs to fast sink", "POST/s", "≥ 5,000/s", True),
     Metric("wh_delivered", "webhook", "webhook: hooked msgs POSTed", "%", "", True),
+    Metric("wh_conns", "webhook", "webhook: sink connections used", "conns", "≤ pool_size 32", True),
     Metric("wh_fanin_off", "webhook", "fan-in QoS 0 64 B, hook off", "msg/s", "", True),
     Metric("wh_fanin_on", "webhook", "fan-in QoS 0 64 B, every msg hooked", "msg/s", "", True),
     Metric("wh_on_off", "webhook", "hook on / hook off throughput", "×", "≥ 0.25", True),
     Metric("wh_lag_p50", "webhook", "publish->POST lag @500/s p50", "ms", "", True),
     Metric("wh_lag_p99", "webhook", "publish->POST lag @500/s p99", "ms", "≤ 5 ms", True),
     Metric("wh_slow_p99", "webhook", "200 ms sink: non-hooked p99 @1k/s", "ms", "≤ 2 ms", True),
+    Metric("wh_slow_posts", "webhook", "200 ms sink: POSTs answered", "POST/s", "", True),
     Metric("wh_slow_rss", "webhook", "200 ms sink: peak RSS", "MB", "bounded", True),
 ]
