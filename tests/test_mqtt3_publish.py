@@ -137,6 +137,29 @@ def test_raw_qos2_inbound_flow_without_duplicate_delivery(broker):
         assert subscriber.expect(Publish).payload == b"again"
 
 
+def test_qos2_packet_id_stays_in_use_across_a_reconnect(broker, client_factory):
+    """A persistent session remembers QoS 2 ids awaiting PUBREL: the client's resend
+    after reconnecting is acknowledged but not delivered twice."""
+    topic = f"pub/raw2-reconnect/{unique_id()}"
+    client_id = unique_id("pub-persistent")
+    subscriber = client_factory()
+    subscriber.connect()
+    subscriber.subscribe(topic, 2)
+    with RawClient(broker) as publisher:
+        publisher.connect(client_id, clean=False)
+        publisher.publish(topic, b"exactly once", qos=2, packet_id=99)
+        assert publisher.expect(Pubrec) == Pubrec(99)
+    with RawClient(broker) as publisher:
+        assert publisher.connect(client_id, clean=False).session_present
+        publisher.publish(topic, b"exactly once", qos=2, dup=True, packet_id=99)
+        assert publisher.expect(Pubrec) == Pubrec(99)
+        publisher.send(Pubrel(99))
+        assert publisher.expect(Pubcomp) == Pubcomp(99)
+        assert [m.payload for m in subscriber.expect()] == [b"exactly once"]
+        assert subscriber.received_before_sync(publisher) == []
+        publisher.disconnect()
+
+
 def test_raw_qos2_outbound_flow(broker):
     topic = f"pub/raw2out/{unique_id()}"
     with RawClient(broker) as subscriber, RawClient(broker) as publisher:

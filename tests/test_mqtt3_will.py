@@ -7,6 +7,7 @@ test_mqtt3_connect, next to the brokers those need.)"""
 from __future__ import annotations
 
 import socket
+import struct
 
 import pytest
 from mqtt_client import unique_id
@@ -30,10 +31,13 @@ def watcher(client_factory):
 
 
 @pytest.mark.parametrize("version", [3, 4])
-def test_will_is_published_when_the_socket_closes(broker, watcher, version):
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+def test_will_is_published_when_the_socket_closes(broker, watcher, version, reset):
     watch, topic = watcher
     with RawClient(broker, version=version) as client:
         client.connect(unique_id("drop"), will=Will(topic, b"gone", 1))
+        if reset:  # a socket error on the broker's side rather than an orderly close
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     (message,) = watch.expect()
     assert (message.topic, message.payload, message.qos, message.retain) == (topic, b"gone", 1, False)
 
