@@ -20,12 +20,17 @@ from time import monotonic
 import gevent
 from gevent import get_hub
 
+from ..broker.client import CONNECTED
 from ..mqtt.codec import FrameReader
 from ..mqtt.errors import MQTTError
 
 log = logging.getLogger("nanomq.transport")
 
 _READ_SIZE = 65536
+# No CONNECT needs more (its client id, will, username and password are at most
+# 64 KiB each): until a client is connected, this bounds what a socket nobody has
+# authenticated can make the broker buffer; then max_packet_size applies.
+_PRE_CONNECT_MAX_PACKET = 512 * 1024
 _LINGER = 2.0  # seconds a closed connection may take to drain before it is cut
 
 
@@ -83,7 +88,7 @@ class Connection:
         self.writer = None  # greenlet waiting for the socket to drain
         self.linger_until = None
         self.filter = stream_filter  # TLS / WebSocket layer: bytes in/out transformed, or None
-        self.reader = FrameReader(broker.settings.mqtt.max_packet_size)
+        self.reader = FrameReader(min(broker.settings.mqtt.max_packet_size, _PRE_CONNECT_MAX_PACKET))
         self.client = broker.connection_made(self)
 
     # -- reading ------------------------------------------------------------
@@ -94,6 +99,7 @@ class Connection:
         broker = self.broker
         client = self.client
         reader = self.reader
+        max_packet_size = broker.settings.mqtt.max_packet_size
         flusher = self.conns
         stream_filter = self.filter
         hub = get_hub()
@@ -130,6 +136,8 @@ class Connection:
                     broker.packet_received(client, packet)
                     if self.closed:
                         break
+                if reader.max_packet_size != max_packet_size and client.state == CONNECTED:
+                    reader.max_packet_size = max_packet_size
                 if stream_filter is not None and stream_filter.closing:
                     self.close()  # e.g. a WebSocket close frame after the DISCONNECT it carried
                 flusher.flush()
@@ -251,6 +259,7 @@ class Connection:
 
     def _release(self):
         self.conns.members.discard(self)
+        self.reader = None  # a partial packet's buffer goes now, not when a GC cycle finds us
         self.out.clear()
         self.pending = 0
         if self.writer is not None:
