@@ -37,23 +37,23 @@ class Server:
         self._stopped = Event()
 
     def start(self):
-        """Bind every listener, then start accepting; nothing runs if a bind fails."""
+        """Build every listener's TLS/WebSocket layer and bind every socket, then
+        start accepting; nothing runs if a certificate or a bind fails."""
         from .transport.streams import filter_factory
 
+        layers = [filter_factory(listener, self.settings) for listener in self.settings.listeners]
         bound = []
         try:
             for listener in self.settings.listeners:
-                sock = open_listener(listener.host, listener.port)
-                bound.append((listener, sock))
+                bound.append(open_listener(listener.host, listener.port))
         except OSError:
-            for _, sock in bound:
+            for sock in bound:
                 sock.close()
             raise
-        for listener, sock in bound:
+        for listener, sock, make_filter in zip(self.settings.listeners, bound, layers):
             host, port = sock.getsockname()[:2]
             self.addresses.append((listener.kind, host, port))
             self._sockets.append(sock)
-            make_filter = filter_factory(listener, self.settings)
             self._greenlets.append(gevent.spawn(accept_forever, sock, self.broker, self.conns, make_filter))
             log.info("listening on %s://%s:%s%s", listener.kind, host, port, listener.path)
         self._greenlets.append(gevent.spawn(sweep_forever, self.broker, self.conns))
