@@ -54,7 +54,10 @@ class BrokerProcess:
             self._output_cond.notify_all()
 
     def wait_started(self, timeout=15):
-        if not self._started.wait(timeout) or self.proc.poll() is not None and not self.listeners:
+        started = self._started.wait(timeout)
+        if started and not self._reader.is_alive():
+            self.proc.wait(5)  # the output ended: the process is exiting
+        if not started or self.proc.poll() is not None:
             self.stop()
             raise RuntimeError("broker did not start:\n" + "\n".join(self.lines))
 
