@@ -21,8 +21,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["nanomq_py", "nanomq_py.*"]),
-    install_requires=["gevent", "urllib3", "pyhocon"],
-    extras_require={"test": ["pytest", "paho-mqtt", "hypothesis"]},
+    install_requires=["gevent", "urllib3", "pyhocon", "wsproto>=1.2"],
+    extras_require={"test": ["pytest", "paho-mqtt>=2", "hypothesis", "cryptography"]},
     entry_points={"console_scripts": ["nanomq=nanomq_py.cli:main"]},
     data_files=[
         ("share/nanomq_py", ["etc/nanomq.conf", "etc/nanomq.service"]),
