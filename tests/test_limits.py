@@ -112,8 +112,11 @@ def test_max_subscriptions_per_client(limited):
     assert v3.subscribe("s/1") == [0]  # re-subscribing replaces, it does not add
     v3.unsubscribe("s/2")
     assert v3.subscribe("s/3") == [0]
-    v5 = connect(limited, version=5)
-    assert v5.subscribe("s/1", "s/2", "s/3") == [0, 0, 0x97]
+    v5 = connect(limited, version=5, client_id="five-subs")
+    assert v5.subscribe("s/1", "s/2", "s/3", "s/4") == [0, 0, 0x97, 0x97]
+    limited.wait_for_output(
+        r"refused subscriptions of client 'five-subs' from 127\.0\.0\.1:\d+: s/3: quota_exceeded; s/4: quota_exceeded"
+    )
 
 
 def test_inflight_window_and_queue_bound_a_subscriber_that_never_acks(limited):

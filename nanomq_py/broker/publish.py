@@ -133,6 +133,7 @@ def _resolve_properties(broker, client, packet, topic, props):
 
 def _denied(broker, client, packet):
     """An ACL-denied publish: v3 acks it anyway (the spec's rule), v5 says 0x87."""
+    broker.stats.publishes_denied += 1
     if broker.settings.auth.deny_action == "disconnect":
         broker.server_disconnect(client, rc.NOT_AUTHORIZED, "not_authorized")
         return

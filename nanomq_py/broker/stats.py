@@ -10,6 +10,8 @@ class Stats:
         "protocol_errors",
         "connect_timeouts",
         "connections_refused",
+        "subscriptions_refused",
+        "publishes_denied",
     )
 
     def __init__(self):

@@ -9,6 +9,8 @@ none for shared subscriptions).
 
 from __future__ import annotations
 
+import logging
+
 from ..mqtt import properties as p
 from ..mqtt import reason_codes as rc
 from ..mqtt.packets import Suback, SubOptions, Unsuback
@@ -18,6 +20,8 @@ from .client import CONNECTED
 from .trie import Subscription
 
 _V3_FAILURE = 0x80
+
+log = logging.getLogger("nanomq.broker")
 
 
 def handle_subscribe(broker, client, packet):
@@ -40,6 +44,7 @@ def handle_subscribe(broker, client, packet):
             codes.append(code if v5 else _V3_FAILURE)
             problems.append(f"{flt}: {rc.reason_name(code)}")
             if broker.settings.auth.deny_action == "disconnect" and code == rc.NOT_AUTHORIZED:
+                _log_refusals(broker, client, problems)
                 client.send(Suback(packet.packet_id, codes, client.reason("; ".join(problems))))
                 broker.server_disconnect(client, rc.NOT_AUTHORIZED, "not_authorized")
                 return
@@ -59,6 +64,8 @@ def handle_subscribe(broker, client, packet):
         if opts.retain_handling == 0 or (opts.retain_handling == 1 and old is None):
             if split_shared(flt)[0] is None:
                 retained_to_send.append(sub)
+    if problems:
+        _log_refusals(broker, client, problems)
     client.send(Suback(packet.packet_id, codes, client.reason("; ".join(problems)) if problems else NO_PROPERTIES))
     for sub in retained_to_send:
         for msg in broker.retained.matching(sub.filter):
@@ -66,6 +73,13 @@ def handle_subscribe(broker, client, packet):
                 continue
             qos = min(msg.qos, sub.opts.qos)
             session.deliver(msg, qos, True, (sub.sub_id,) if sub.sub_id else None)
+
+
+def _log_refusals(broker, client, problems):
+    """One line per SUBSCRIBE however many filters it had refused, and a count of each."""
+    broker.stats.subscriptions_refused += len(problems)
+    host, port = client.transport.peer
+    log.warning("refused subscriptions of client %r from %s:%s: %s", client.client_id, host, port, "; ".join(problems))
 
 
 def _refusal(broker, client, flt, opts):
