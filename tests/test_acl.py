@@ -250,3 +250,63 @@ def test_filter_covers_and_overlaps(rule, flt, covers, overlaps):
     assert filter_covers(rule, flt) == covers
     assert filters_overlap(rule, flt) == overlaps
     assert filters_overlap(flt, rule) == overlaps
+
+
+# The README's example files, as a user copies them (the README puts them in /etc/).
+README_PWD = """\
+# "username": "password" -- plain, or hashed by scripts/nanomq-passwd
+"admin": "public"
+"sensor": "sha256$pepper$552d9223768c32cc1c841d670bed181ec5d8b4a54ca9d9c66024bcecab891062"
+"dashboard": "pbkdf2_sha256$100000$eV3orjtxaisaTm68$ZzNa6av0VCjjJfKOj4gy8XutHIxeyYhCZ/ZSUgwhn0Q="
+"""
+README_ACL = """\
+rules = [
+  # admin may do anything
+  {"permit": "allow", "username": "admin"}
+  # the dashboard reads everything, $SYS included, and publishes nothing
+  {"permit": "allow", "username": "dashboard", "action": "subscribe", "topics": ["$SYS/#", "#"]}
+  # sensors publish only from the LAN, each under its own client id
+  {"permit": "allow", "and": [{"username": "sensor"}, {"ipaddr": "127.0.0.0/8"}], "action": "publish", "topics": ["devices/${clientid}/#"]}
+  # every client reads its own commands; "@" means this exact filter, wildcards and all
+  {"permit": "allow", "action": "subscribe", "topics": ["commands/${clientid}", "@devices/+/alarm"]}
+  # everything else is refused (no_match = deny would too)
+  {"permit": "deny"}
+]
+"""
+README_CONF = """\
+auth {
+  allow_anonymous = false
+  no_match = deny
+  deny_action = ignore
+  password = {include "/etc/nanomq_pwd.conf"}
+  acl = {include "/etc/nanomq_acl.conf"}
+}
+"""
+
+
+def test_the_readme_example_files(tmp_path):
+    (tmp_path / "nanomq_pwd.conf").write_text(README_PWD)
+    (tmp_path / "nanomq_acl.conf").write_text(README_ACL)
+    proc = start_broker(tmp_path, README_CONF.replace("/etc/", ""))
+    try:
+        for username, password, code in (("admin", b"public", 0), ("dashboard", b"nope", 4), (None, None, 5)):
+            with RawClient(proc) as client:
+                assert (
+                    client.connect(unique_id("r"), username=username, password=password).reason_code == code
+                )
+        dashboard = RawClient(proc)
+        assert dashboard.connect(unique_id("d"), username="dashboard", password=b"public").reason_code == 0
+        assert dashboard.subscribe("#", "$SYS/#") == [0, 0]
+        sensor = RawClient(proc)
+        assert sensor.connect("s1", username="sensor", password=b"public").reason_code == 0
+        assert sensor.subscribe("commands/s1", "commands/s2", "devices/+/alarm", "devices/s1/alarm") == [
+            0,
+            0x80,
+            0,
+            0x80,
+        ]
+        sensor.publish_acked("devices/s2/temp", b"21")
+        sensor.publish_acked("devices/s1/temp", b"22")
+        assert dashboard.expect(Publish).topic == "devices/s1/temp"
+    finally:
+        proc.stop()
