@@ -38,6 +38,8 @@ class Broker:
         mqtt = settings.mqtt
         self.max_mqueue_len = mqtt.max_mqueue_len
         self.max_outgoing_bytes = mqtt.max_outgoing_bytes
+        # QoS 2 messages a client may have awaiting PUBREL (v5 Receive Maximum); 0 means the protocol's 65535.
+        self.receive_maximum = min(mqtt.max_awaiting_rel, 65535) or 65535
         self.trie = SubscriptionTrie()
         self.retained = RetainedStore()
         self.auth = Authenticator(settings.auth)

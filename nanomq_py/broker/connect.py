@@ -243,7 +243,7 @@ def _attach_session(broker, client, packet, props):
 def _connack_properties(broker, client, session, assigned, client_id):
     mqtt = broker.settings.mqtt
     props = {
-        p.RECEIVE_MAXIMUM: min(mqtt.max_awaiting_rel, 65535),
+        p.RECEIVE_MAXIMUM: broker.receive_maximum,
         p.MAXIMUM_PACKET_SIZE: mqtt.max_packet_size,
         p.TOPIC_ALIAS_MAXIMUM: mqtt.max_topic_alias,
     }

@@ -59,7 +59,7 @@ def handle_publish(broker, client, packet):
         if pid in awaiting:
             client.send(Pubrec(pid))
             return
-        if len(awaiting) >= mqtt.max_awaiting_rel:
+        if len(awaiting) >= broker.receive_maximum:
             broker.protocol_violation(client, rc.RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages awaiting PUBREL")
             return
         awaiting[pid] = monotonic()
