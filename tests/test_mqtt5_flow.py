@@ -149,6 +149,14 @@ def test_client_exceeding_the_brokers_receive_maximum_is_0x93(broker_factory):
     raw.expect_disconnect(rc.RECEIVE_MAXIMUM_EXCEEDED)
 
 
+def test_max_awaiting_rel_zero_means_the_protocols_limit(broker_factory):
+    unlimited = broker_factory("mqtt { max_awaiting_rel = 0 }")
+    raw, connack = raw_connected(unlimited)
+    assert connack.properties[p.RECEIVE_MAXIMUM] == 65535
+    pid = raw.publish("flow/qos2", b"x", 2)
+    assert raw.expect(Pubrec).packet_id == pid
+
+
 # -- Maximum Packet Size ------------------------------------------------------------------
 
 
