@@ -101,6 +101,32 @@ def test_bad_publish_properties_end_the_connection_with_disconnect(broker, prope
     assert p.REASON_STRING in disconnect.properties  # problem information is requested by default
 
 
+BAD_OTHER_PACKETS = [
+    pytest.param(0x40, (1).to_bytes(2, "big") + b"\x00\x03\x23\x00\x01", id="puback-with-topic-alias"),
+    pytest.param(0x62, (1).to_bytes(2, "big") + b"\x00\x02\x01\x01", id="pubrel-with-payload-format"),
+    pytest.param(
+        0xA2, (1).to_bytes(2, "big") + b"\x05\x11\x00\x00\x00\x01" + _utf8("a"), id="unsubscribe-with-expiry"
+    ),
+    pytest.param(0xE0, b"\x00\x0a" + b"\x11\x00\x00\x00\x00" * 2, id="disconnect-duplicate-expiry"),
+]
+
+
+@pytest.mark.parametrize("first, body", BAD_OTHER_PACKETS)
+def test_bad_properties_in_other_packets_are_protocol_errors(broker, first, body):
+    raw = connected(broker)
+    raw.send_bytes(_frame(first, body))
+    raw.expect_disconnect(rc.PROTOCOL_ERROR)
+
+
+def test_bad_will_properties_are_refused_with_connack(broker):
+    header = _utf8("MQTT") + bytes((5, 0x06)) + (60).to_bytes(2, "big") + b"\x00" + _utf8("raw-will")
+    will = b"\x03\x23\x00\x01" + _utf8("props/will") + _utf8("bye")  # Topic Alias is not a will property
+    raw = RawV5Client(broker)
+    raw.send_bytes(_frame(0x10, header + will))
+    assert raw.expect(Connack).reason_code == rc.PROTOCOL_ERROR
+    raw.expect_closed()
+
+
 def test_property_block_longer_than_the_packet_is_malformed(broker):
     raw = connected(broker)
     body = _utf8("props/t") + encode_varint(40) + b"\x01\x00"
@@ -213,7 +239,9 @@ def test_suback_reason_codes_and_reason_string(broker):
 def test_suback_codes_for_paho(client_factory):
     client = client_factory(protocol="5")
     client.connect()
-    codes = client.subscribe([("props/a", SubscribeOptions(qos=1)), ("$share/no-filter", SubscribeOptions(qos=0))])
+    codes = client.subscribe(
+        [("props/a", SubscribeOptions(qos=1)), ("$share/no-filter", SubscribeOptions(qos=0))]
+    )
     assert [c.value for c in codes] == [rc.GRANTED_QOS_1, rc.TOPIC_FILTER_INVALID]
 
 
