@@ -27,7 +27,20 @@ class MosquittoSub:
     """mosquitto_sub running in the background with -d, so the test can wait for its SUBACK."""
 
     def __init__(self, broker, *args, wait_subscribed=True):
-        command = [STDBUF, "-oL", SUB, "-h", broker.host, "-p", str(broker.port), "-d", *args]
+        # -W: the process ends by itself after TIMEOUT seconds even if a test fails before finish().
+        command = [
+            STDBUF,
+            "-oL",
+            SUB,
+            "-h",
+            broker.host,
+            "-p",
+            str(broker.port),
+            "-W",
+            str(TIMEOUT),
+            "-d",
+            *args,
+        ]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines = queue.Queue()
         self.output = []  # message lines, debug lines left out

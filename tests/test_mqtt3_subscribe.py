@@ -197,3 +197,17 @@ def test_subscription_to_dollar_topics_with_wildcards_inside(client_factory):
     publisher.connect()
     publisher.publish(f"$dollar/{name}/x", b"x", qos=1)
     assert [m.topic for m in subscriber.expect()] == [f"$dollar/{name}/x"]
+
+
+def test_non_ascii_topics_match_level_by_level(client_factory):
+    name = unique_id()
+    subscriber = client_factory()
+    subscriber.connect()
+    subscriber.subscribe(f"sub/ünï/{name}/+/тема", 1)
+    publisher = client_factory()
+    publisher.connect()
+    publisher.publish(f"sub/ünï/{name}/日本/тема", "payload ✓".encode(), qos=1)
+    publisher.publish(f"sub/ünï/{name}/日本/тема/x", b"deeper", qos=1)
+    (message,) = subscriber.expect()
+    assert (message.topic, message.payload) == (f"sub/ünï/{name}/日本/тема", "payload ✓".encode())
+    assert subscriber.received_before_sync(publisher) == []
