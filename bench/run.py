@@ -46,6 +46,7 @@ from scenarios import (
 
 RESULTS_DIR = toolchain.BENCH_DIR / "results"
 CEILING_MULTIPLE = 3.0
+BUSY_LOAD = 0.5  # 1-minute load average above which the machine is not quiet enough to trust
 CEILING_LOADS = {  # metric -> the same loadgen arguments as the scenario, driven against the forwarder
     "fanin_q0_64": ("fanin", {"qos": 0, "size": 64, "pubs": 8, "window": FANIN_WINDOW}),
     "fanin_q1_64": ("fanin", {"qos": 1, "size": 64, "pubs": 8, "window": FANIN_WINDOW}),
@@ -107,6 +108,7 @@ def machine_info() -> dict:
         "mosquitto": mosquitto.stdout.strip() or "?",
         "amqtt": toolchain.AMQTT_VERSION,
         "nanomq_py_commit": commit,
+        "load_average_at_start": os.getloadavg()[0],
     }
 
 
@@ -170,7 +172,7 @@ def main() -> None:
         ceiling = measure_ceiling(profile)
         out.write(json.dumps({"type": "ceiling", **ceiling}) + "\n")
 
-        samples = defaultdict(list)
+        samples, errors = defaultdict(list), []
         for scenario in scenario_names:
             for run in range(runs):
                 for name in broker_names:
@@ -182,6 +184,7 @@ def main() -> None:
                         error = None
                     except Exception as exc:  # one failing broker or scenario must not lose the rest
                         metrics, raw, error = {}, {}, f"{type(exc).__name__}: {exc}"
+                        errors.append(f"{scenario} run {run + 1} {name}: {error}")
                         print(f"[bench]   failed: {error}", file=sys.stderr)
                         traceback.print_exc(file=sys.stderr)
                     for key, value in metrics.items():
@@ -203,9 +206,16 @@ def main() -> None:
         f"amqtt {info['amqtt']}, nanomq_py {info['nanomq_py_commit']}; "
         f"{'quick, ' if args.quick else ''}median of {runs} run{'s' if runs > 1 else ''}\n"
     )
+    if info["load_average_at_start"] > BUSY_LOAD:
+        print(
+            f"WARNING: load average {info['load_average_at_start']:.1f} at start: other processes share "
+            "these cores, expect noisy figures (above all the latency percentiles).\n"
+        )
     print("\n".join(ceiling_report(ceiling, values)) + "\n")
     print(report.markdown_table(values, broker_names))
     print()
+    if errors:
+        print("Failed (their cells show –):\n" + "\n".join(f"- {e}" for e in errors) + "\n")
     print("\n".join(summaries))
     print(f"\n[bench] JSON lines: {out_path}", file=sys.stderr)
 

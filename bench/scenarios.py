@@ -93,6 +93,7 @@ def fanin(ctx: Context, broker: Broker):
                 r = _fanin_load(ctx, b, qos, size)
                 _check_alive(b, "fan-in")
                 metrics[f"fanin_q{qos}_{tag}"] = r["rate"]
+                metrics["fanin_lost"] = metrics.get("fanin_lost", 0) + r["expected"] - r["received"]
                 raw[f"q{qos}_{tag}"] = r
     return metrics, raw
 
@@ -108,6 +109,7 @@ def fanout(ctx: Context, broker: Broker):
             )  # fmt: skip
             _check_alive(b, "fan-out")
             metrics[f"fanout_{subs}"] = r["rate"]
+            metrics["fanout_lost"] = metrics.get("fanout_lost", 0) + r["expected"] - r["received"]
             raw[f"subs_{subs}"] = r
     return metrics, raw
 
@@ -323,8 +325,10 @@ METRICS = [
     Metric("fanin_q0_1k", "fanin", "fan-in 8->1 QoS 0, 1 KiB", "msg/s", "≥ 10× amqtt, ≥ 0.5× mosq"),
     Metric("fanin_q1_64", "fanin", "fan-in 8->1 QoS 1, 64 B", "msg/s", "≥ 10× amqtt, ≥ 0.5× mosq"),
     Metric("fanin_q1_1k", "fanin", "fan-in 8->1 QoS 1, 1 KiB", "msg/s", "≥ 10× amqtt, ≥ 0.5× mosq"),
+    Metric("fanin_lost", "fanin", "fan-in: messages lost (4 loads)", "msgs", "0"),
     Metric("fanout_10", "fanout", "fan-out 1->10 QoS 0", "deliv/s", "≥ 10× amqtt, ≥ 0.5× mosq"),
     Metric("fanout_100", "fanout", "fan-out 1->100 QoS 0", "deliv/s", "≥ 10× amqtt, ≥ 0.5× mosq"),
+    Metric("fanout_lost", "fanout", "fan-out: deliveries lost (2 loads)", "deliv", "0"),
     Metric("lat_q0_p50", "latency", "latency QoS 0 @1k/s p50", "ms"),
     Metric("lat_q0_p99", "latency", "latency QoS 0 @1k/s p99", "ms", "≤ mosquitto"),
     Metric("lat_q1_p50", "latency", "latency QoS 1 @1k/s p50", "ms"),
