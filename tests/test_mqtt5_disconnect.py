@@ -18,7 +18,7 @@ from nanomq_py.mqtt import reason_codes as rc
 
 def test_session_taken_over(client_factory):
     cid = unique_id("takeover")
-    first = client_factory(client_id=cid, protocol="5")
+    first = client_factory(client_id=cid, protocol="5", reconnect_on_failure=False)  # no takeover back
     first.connect()
     second = client_factory(client_id=cid, protocol="5")
     second.connect()
@@ -35,7 +35,7 @@ def test_keepalive_timeout(broker):
 
 def test_server_shutting_down(broker_factory, client_factory):
     own = broker_factory()
-    client = client_factory(own, protocol="5")
+    client = client_factory(own, protocol="5", reconnect_on_failure=False)
     client.connect()
     assert own.stop() == 0
     assert client.disconnects.get(timeout=TIMEOUT).value == rc.SERVER_SHUTTING_DOWN

@@ -174,7 +174,7 @@ def test_authentication_method_in_connect_is_refused_with_0x8c(broker):
 
 
 def test_authentication_method_refused_for_paho(client_factory):
-    client = client_factory(protocol="5")
+    client = client_factory(protocol="5", reconnect_on_failure=False)
     props = v5_properties(PacketTypes.CONNECT, AuthenticationMethod="SCRAM-SHA-1")
     _, reason, _ = client.connect(properties=props, expect_success=False)
     assert reason.value == rc.BAD_AUTHENTICATION_METHOD

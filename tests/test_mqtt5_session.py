@@ -173,13 +173,13 @@ def test_will_not_sent_when_the_client_returns_within_the_delay(client_factory):
     will_topic = f"session/will/{returning}"
     watch = watcher(client_factory, will_topic)
     watch.subscribe(f"session/will/{leaving}", 1)
-    client, _ = session_client(client_factory, returning, 60, will=(will_topic, 1))
+    client, _ = session_client(client_factory, returning, 60, will=(will_topic, 2))
     client.drop()
-    _, present = session_client(client_factory, returning, 60)  # back within the 1 s delay
+    _, present = session_client(client_factory, returning, 60)  # back within the 2 s delay
     assert present
     # A second client with the same delay leaves later: once its will arrives,
     # the first will would have been due as well.
-    other, _ = session_client(client_factory, leaving, 60, will=(f"session/will/{leaving}", 1))
+    other, _ = session_client(client_factory, leaving, 60, will=(f"session/will/{leaving}", 2))
     other.drop()
     [will] = watch.expect(timeout=WILL_WAIT)
     assert will.payload == b"gone:" + leaving.encode()
