@@ -18,7 +18,15 @@ from mqtt_client import unique_id
 from raw_client import RawClient
 from webhook_sink import WebhookSink
 
-from nanomq_py.broker.auth import NOT_AUTHORIZED, SUCCESS, Authenticator, hash_password, password_matches
+from nanomq_py.broker.auth import (
+    BAD_CREDENTIALS,
+    NOT_AUTHORIZED,
+    SERVER_BUSY,
+    SUCCESS,
+    Authenticator,
+    hash_password,
+    password_matches,
+)
 from nanomq_py.broker.events import ClientInfo
 from nanomq_py.settings import AuthSettings
 
@@ -188,3 +196,15 @@ def test_pbkdf2_runs_once_per_user_and_outside_the_event_loop():
     assert auth.authenticate(_info("u"), b"wrong") != SUCCESS
     assert auth.authenticate(_info(None), None) == NOT_AUTHORIZED
     running.kill()
+
+
+def test_a_password_guessing_flood_is_refused_as_busy_not_queued_without_end():
+    auth = Authenticator(
+        AuthSettings(allow_anonymous=False, users={"u": hash_password("pw", iterations=20_000)})
+    )
+    attempts = [gevent.spawn(auth.authenticate, _info("u"), b"guess") for _ in range(20)]
+    gevent.joinall(attempts, timeout=30)
+    verdicts = [attempt.value for attempt in attempts]
+    assert verdicts.count(SERVER_BUSY) == 3  # one hashing, sixteen waiting, the rest refused at once
+    assert verdicts.count(BAD_CREDENTIALS) == 17
+    assert auth.authenticate(_info("u"), b"pw") == SUCCESS  # the queue drained: served again

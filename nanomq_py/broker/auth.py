@@ -24,7 +24,9 @@ Cost: a check is one pass over the rules, each topic test linear in the
 topic's length; callers cache verdicts per connection. A PBKDF2 hash runs in
 a worker thread, one at a time, and a verified password is remembered as an
 HMAC, so neither a first login nor a password-guessing flood stalls the event
-loop. HTTP checks block only the calling client's greenlet (see http_auth).
+loop; with 16 CONNECTs already waiting for a hash, the next is refused as
+server busy instead of queueing work without end. HTTP checks block only the
+calling client's greenlet (see http_auth).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ..mqtt.topics import split_shared, topic_matches
 SUCCESS = "success"
 BAD_CREDENTIALS = "bad_username_or_password"
 NOT_AUTHORIZED = "not_authorized"
+SERVER_BUSY = "server_busy"
 
 PBKDF2_ITERATIONS = 100_000  # ~0.1 s on a desktop core, ~0.5 s on a Raspberry Pi 4
 
@@ -73,18 +76,34 @@ def password_matches(stored, given, pbkdf2=hashlib.pbkdf2_hmac):
     return hmac.compare_digest(stored.encode(), given)
 
 
-def _pbkdf2_off_loop():
-    """pbkdf2_hmac run in gevent's thread pool (it releases the GIL), one hash at a time."""
-    from gevent import get_hub
-    from gevent.lock import Semaphore
+class HashQueueFull(Exception):
+    """Too many CONNECTs already wait for a password hash (a guessing flood): refuse as busy."""
 
-    one_at_a_time = Semaphore()
 
-    def pbkdf2(*args):
-        with one_at_a_time:
-            return get_hub().threadpool.apply(hashlib.pbkdf2_hmac, args)
+class _HashWorker:
+    """pbkdf2_hmac in gevent's thread pool (it releases the GIL), one hash at a time,
+    with at most MAX_WAITING callers queued behind it."""
 
-    return pbkdf2
+    MAX_WAITING = 16
+    __slots__ = ("one_at_a_time", "wanting", "threadpool")
+
+    def __init__(self):
+        from gevent import get_hub
+        from gevent.lock import Semaphore
+
+        self.one_at_a_time = Semaphore()
+        self.wanting = 0
+        self.threadpool = get_hub().threadpool
+
+    def __call__(self, *args):
+        if self.wanting > self.MAX_WAITING:
+            raise HashQueueFull
+        self.wanting += 1
+        try:
+            with self.one_at_a_time:
+                return self.threadpool.apply(hashlib.pbkdf2_hmac, args)
+        finally:
+            self.wanting -= 1
 
 
 class Authenticator:
@@ -103,7 +122,7 @@ class Authenticator:
         self._verified = {}  # username -> (stored form, HMAC of the password that matched it)
 
     def authenticate(self, info, password, sockport=0):
-        """SUCCESS, BAD_CREDENTIALS or NOT_AUTHORIZED for a CONNECT.
+        """SUCCESS, BAD_CREDENTIALS, NOT_AUTHORIZED or SERVER_BUSY for a CONNECT.
         May wait (this greenlet only) for a password hash or an HTTP answer."""
         settings = self.settings
         username = info.username
@@ -111,7 +130,10 @@ class Authenticator:
             return NOT_AUTHORIZED
         stored = settings.users.get(username) if username is not None else None
         if stored is not None:
-            return SUCCESS if self._password_ok(username, stored, password) else BAD_CREDENTIALS
+            try:
+                return SUCCESS if self._password_ok(username, stored, password) else BAD_CREDENTIALS
+            except HashQueueFull:
+                return SERVER_BUSY
         if self.http is not None and self.http.has_auth:
             return SUCCESS if self.http.authenticate(info, password, sockport) else NOT_AUTHORIZED
         if username is None:
@@ -135,7 +157,7 @@ class Authenticator:
         if known is not None and known[0] == stored and hmac.compare_digest(known[1], mac):
             return True
         if self._pbkdf2 is None:
-            self._pbkdf2 = _pbkdf2_off_loop()
+            self._pbkdf2 = _HashWorker()
         if not password_matches(stored, password, self._pbkdf2):
             return False
         self._verified[username] = (stored, mac)

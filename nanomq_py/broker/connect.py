@@ -25,10 +25,12 @@ from .will import cancel_will
 _V5_CODE_FOR = {
     "bad_username_or_password": rc.BAD_USER_NAME_OR_PASSWORD,
     "not_authorized": rc.NOT_AUTHORIZED,
+    "server_busy": rc.SERVER_BUSY,
 }
 _V3_CODE_FOR = {
     "bad_username_or_password": rc.CONNACK_V3_BAD_USERNAME_OR_PASSWORD,
     "not_authorized": rc.CONNACK_V3_NOT_AUTHORIZED,
+    "server_busy": rc.CONNACK_V3_SERVER_UNAVAILABLE,
 }
 _NEVER = 0xFFFFFFFF
 
