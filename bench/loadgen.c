@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -48,11 +49,15 @@ typedef struct {
     size_t len, cap, off;
 } buf_t;
 
+/* ST_OPEN is every publisher/subscriber once set up; conns mode walks the others. */
+enum { ST_OPEN, ST_UNSTARTED, ST_CONNECTING, ST_AWAIT_CONNACK, ST_UP, ST_DEAD };
+
 typedef struct {
     int fd;
     int is_sub;
     int epoll_out;
-    int state; /* conns mode: 0 connecting, 1 awaiting CONNACK, 2 up, 3 dead */
+    int state;
+    int counted; /* conns mode: already counted as connected or failed */
     size_t read_chunk;
     uint16_t next_id;
     buf_t in, out;
@@ -236,7 +241,8 @@ static void handle_packet(conn_t *c, uint8_t h, const uint8_t *body, size_t rl, 
         int qos = (h >> 1) & 3;
         if (rl < 2) return;
         size_t pos = 2 + ((size_t)body[0] << 8 | body[1]);
-        if (qos && pos + 2 <= rl) {
+        if (pos + (qos ? 2 : 0) > rl) return;
+        if (qos) {
             uint8_t ack[4] = {0x40, 2, body[pos], body[pos + 1]};
             buf_put(&c->out, ack, 4);
             pos += 2;
@@ -250,7 +256,7 @@ static void handle_packet(conn_t *c, uint8_t h, const uint8_t *body, size_t rl, 
         g.acked++;
         break;
     case 2: /* CONNACK (conns mode) */
-        if (c->state == 1) c->state = (rl >= 2 && body[1] == 0) ? 2 : 3;
+        if (c->state == ST_AWAIT_CONNACK) c->state = (rl >= 2 && body[1] == 0) ? ST_UP : ST_DEAD;
         break;
     default: /* SUBACK, PINGRESP: nothing to do */
         break;
@@ -265,7 +271,7 @@ static void on_readable(conn_t *c, uint64_t now) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         g.closed++;
         epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-        c->state = 3;
+        c->state = ST_DEAD;
         return;
     }
     c->in.len += n;
@@ -352,7 +358,7 @@ static void open_client(conn_t *c, int index, const char *filter) {
 }
 
 static void close_client(conn_t *c) {
-    if (c->state != 3) {
+    if (c->state != ST_DEAD) {
         static const uint8_t disconnect[2] = {0xe0, 0};
         buf_put(&c->out, disconnect, 2);
         flush_out(c);
@@ -423,7 +429,7 @@ static int top_up(long allow, uint64_t now) {
     long chunk = allow / npub + 1;
     for (int i = 0; i < npub && allow > 0; i++) {
         conn_t *c = &pubs_c[i];
-        if (c->state == 3) continue;
+        if (c->state == ST_DEAD) continue;
         long k = chunk < allow ? chunk : allow;
         while (k > 0 && pending_out(c) < OUT_HIGH_WATER) {
             append_publish(c, 0);
@@ -436,7 +442,7 @@ static int top_up(long allow, uint64_t now) {
     }
     g.t_last_send = now;
     for (int i = 0; i < npub; i++)
-        if (pubs_c[i].state != 3 && pending_out(&pubs_c[i]) < OUT_HIGH_WATER) return 1;
+        if (pubs_c[i].state != ST_DEAD && pending_out(&pubs_c[i]) < OUT_HIGH_WATER) return 1;
     return 0;
 }
 
@@ -457,7 +463,7 @@ static void dispatch(struct epoll_event *evs, int n, uint64_t now) {
         conn_t *c = evs[i].data.ptr;
         if (!c) continue;
         if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c, now);
-        if (c->state != 3 && (evs[i].events & EPOLLOUT)) flush_out(c);
+        if (c->state != ST_DEAD && (evs[i].events & EPOLLOUT)) flush_out(c);
     }
 }
 
@@ -564,6 +570,15 @@ static void run_latency(void) {
     close_all(1, nsub);
 }
 
+static void conn_drop(conn_t *c) {
+    if (c->fd >= 0) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->state = ST_DEAD;
+}
+
 /* Idle clients skip TCP_NODELAY: one syscall less per connection. */
 static int write_connect(conn_t *c, int index) {
     uint8_t pkt[128];
@@ -578,14 +593,12 @@ static int write_connect(conn_t *c, int index) {
 static void conn_start(conn_t *c, int index, const struct sockaddr_in *a) {
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (c->fd < 0) die("socket");
-    int r = connect(c->fd, (const struct sockaddr *)a, sizeof *a);
-    if (r < 0 && errno != EINPROGRESS) {
-        close(c->fd);
-        c->state = 3;
+    if (connect(c->fd, (const struct sockaddr *)a, sizeof *a) < 0 && errno != EINPROGRESS) {
+        conn_drop(c);
         return;
     }
-    c->state = write_connect(c, index) ? 1 : 0;
-    struct epoll_event ev = {.events = c->state ? EPOLLIN : EPOLLOUT, .data.ptr = c};
+    c->state = write_connect(c, index) ? ST_AWAIT_CONNACK : ST_CONNECTING;
+    struct epoll_event ev = {.events = c->state == ST_AWAIT_CONNACK ? EPOLLIN : EPOLLOUT, .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
@@ -594,12 +607,10 @@ static void conn_send_connect(conn_t *c, int index) {
     socklen_t len = sizeof err;
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err || !write_connect(c, index)) {
-        c->state = 3;
-        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
+        conn_drop(c);
         return;
     }
-    c->state = 1;
+    c->state = ST_AWAIT_CONNACK;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -609,38 +620,38 @@ static void run_conns(void) {
     long n = opt.conns;
     raise_nofile(n + 64);
     conn_t *cs = calloc(n, sizeof *cs);
+    for (long i = 0; i < n; i++) {
+        cs[i].fd = -1;
+        cs[i].state = ST_UNSTARTED;
+    }
     struct sockaddr_in a = broker_addr();
     struct epoll_event evs[512];
     long started = 0, up = 0, failed = 0, handshaking = 0;
     uint64_t start = now_ns(), deadline = start + (uint64_t)(opt.duration * 1e9);
     while (up + failed < n && now_ns() < deadline) {
         while (started < n && handshaking < opt.concurrency) {
-            conn_start(&cs[started], (int)started, &a);
-            if (cs[started].state == 3) failed++;
+            conn_t *c = &cs[started];
+            conn_start(c, (int)started++, &a);
+            c->counted = c->state == ST_DEAD;
+            if (c->counted) failed++;
             else handshaking++;
-            started++;
         }
         int k = epoll_wait(ep, evs, 512, 5);
         for (int i = 0; i < k; i++) {
             conn_t *c = evs[i].data.ptr;
-            int idx = (int)(c - cs);
-            if (c->state == 0) {
-                conn_send_connect(c, idx);
-            } else if (c->state == 1) {
-                on_readable(c, now_ns());
-            }
-            if (c->state == 2) {
-                handshaking--;
+            if (c->state == ST_CONNECTING) conn_send_connect(c, (int)(c - cs));
+            else if (c->state == ST_AWAIT_CONNACK) on_readable(c, now_ns());
+            if (c->counted || (c->state != ST_UP && c->state != ST_DEAD)) continue;
+            c->counted = 1;
+            handshaking--;
+            if (c->state == ST_UP) {
                 up++;
-                c->state = 4; /* counted */
-            } else if (c->state == 3) {
-                handshaking--;
+            } else {
                 failed++;
-                c->state = 5;
+                conn_drop(c);
             }
         }
     }
-    for (long i = 0; i < n; i++) if (cs[i].state == 4) cs[i].state = 2;
     double elapsed = (now_ns() - start) / 1e9;
     printf("{\"mode\":\"conns\",\"conns\":%ld,\"connected\":%ld,\"failed\":%ld,\"elapsed_s\":%.6f,\"rate\":%.1f}\n", n,
            up, failed, elapsed, elapsed > 0 ? up / elapsed : 0.0);
@@ -658,23 +669,26 @@ static void run_conns(void) {
             conn_t *c = evs[i].data.ptr;
             if (!c) {
                 holding = 0;
-                continue;
+            } else if (c->state == ST_UP) {
+                on_readable(c, now_ns());
+                if (c->state == ST_DEAD) dropped++;
+            } else if (c->state != ST_AWAIT_CONNACK) {
+                conn_drop(c); /* a late handshake, or a broker closing one it refused */
+            } else {
+                on_readable(c, now_ns());
             }
-            if (c->state != 2) continue;
-            on_readable(c, now_ns());
-            if (c->state == 3) dropped++;
         }
         if (ping_every && now_ns() >= next_ping) {
             static const uint8_t ping[2] = {0xc0, 0};
             for (long i = 0; i < n; i++)
-                if (cs[i].state == 2 && write(cs[i].fd, ping, 2) != 2) cs[i].state = 3;
+                if (cs[i].state == ST_UP && write(cs[i].fd, ping, 2) != 2) cs[i].state = ST_DEAD;
             next_ping += ping_every;
         }
     }
     /* RST, not FIN: 10k closes per load would otherwise leave 10k TIME_WAIT ports behind. */
     struct linger lg = {1, 0};
     for (long i = 0; i < n; i++) {
-        if (cs[i].state == 0 || cs[i].state == 1 || cs[i].state == 2) {
+        if (cs[i].fd >= 0) {
             setsockopt(cs[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
             close(cs[i].fd);
         }
@@ -718,6 +732,7 @@ int main(int argc, char **argv) {
         else usage();
     }
     if (opt.qos < 0 || opt.qos > 1 || opt.pubs < 1 || opt.rate < 1 || opt.window < 1) usage();
+    signal(SIGPIPE, SIG_IGN); /* a broker closing on us shows up as a failed write, not a death */
     ep = epoll_create1(0);
     if (ep < 0) die("epoll_create1");
     if (!strcmp(opt.mode, "fanin") || !strcmp(opt.mode, "fanout") || !strcmp(opt.mode, "flood")) run_throughput();

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -182,6 +183,7 @@ static void on_readable(conn_t *c) {
 int main(int argc, char **argv) {
     struct rlimit r = {65536, 65536};
     setrlimit(RLIMIT_NOFILE, &r);
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is a failed write, not a death */
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(argc > 1 ? atoi(argv[1]) : 0)};
