@@ -228,10 +228,7 @@ def _attach_session(broker, client, packet, props):
         cancel_will(broker, session)
         session.expires_at = None
     if client.version == 5:
-        expiry = props.get(p.SESSION_EXPIRY_INTERVAL, 0)
-        if mqtt.max_session_expiry_interval and (expiry == _NEVER or expiry > mqtt.max_session_expiry_interval):
-            expiry = mqtt.max_session_expiry_interval
-        session.expiry_interval = None if expiry == _NEVER else expiry
+        session.expiry_interval = _session_expiry(mqtt, props.get(p.SESSION_EXPIRY_INTERVAL, 0))
     elif packet.clean_start:
         session.expiry_interval = 0
     else:
@@ -240,6 +237,15 @@ def _attach_session(broker, client, packet, props):
     session.info = client.info
     client.session = session
     return session, present
+
+
+def _session_expiry(mqtt, expiry):
+    """A v5 Session Expiry Interval as the session keeps it: at most
+    max_session_expiry_interval when that is set; None for never (0xFFFFFFFF)."""
+    cap = mqtt.max_session_expiry_interval
+    if cap and (expiry == _NEVER or expiry > cap):
+        return cap
+    return None if expiry == _NEVER else expiry
 
 
 def _connack_properties(broker, client, session, assigned, client_id):
@@ -278,7 +284,7 @@ def handle_disconnect(broker, client, packet):
             if session.expiry_interval == 0 and expiry != 0:
                 broker.protocol_violation(client, rc.PROTOCOL_ERROR, "session expiry changed from 0 on DISCONNECT")
                 return
-            session.expiry_interval = None if expiry == _NEVER else expiry
+            session.expiry_interval = _session_expiry(broker.settings.mqtt, expiry)
     code = packet.reason_code if client.v5 else 0
     if code != rc.DISCONNECT_WITH_WILL:
         client.will = None
