@@ -24,12 +24,16 @@ def connect_props(**values):
     return v5_properties(PacketTypes.CONNECT, **values)
 
 
+def will_delay(seconds):
+    return v5_properties(PacketTypes.WILLMESSAGE, WillDelayInterval=seconds)
+
+
 def session_client(client_factory, client_id, expiry, clean_start=False, will=None):
     """A v5 client connected with that Session Expiry Interval; returns (client, session_present)."""
     client = client_factory(client_id=client_id, protocol="5")
     if will is not None:
         topic, delay = will
-        props = v5_properties(PacketTypes.WILLMESSAGE, WillDelayInterval=delay) if delay else None
+        props = will_delay(delay) if delay else None
         client.paho.will_set(topic, b"gone:" + client_id.encode(), 1, properties=props)
     props = connect_props(SessionExpiryInterval=expiry) if expiry else None
     flags, _, _ = client.connect(properties=props, clean_start=clean_start)
@@ -152,6 +156,26 @@ def test_capped_session_expiry_is_announced_in_connack(broker_factory, client_fa
     client = client_factory(capped, protocol="5")
     _, _, props = client.connect(properties=connect_props(SessionExpiryInterval=NEVER))
     assert props.SessionExpiryInterval == 5
+
+
+def test_disconnect_cannot_lengthen_the_expiry_beyond_the_cap(broker_factory, client_factory):
+    capped = broker_factory("mqtt { max_session_expiry_interval = 1s }")
+    cid = unique_id("capped")
+    will_topic = f"session/capped-will/{cid}"
+    watch = client_factory(capped, protocol="5")
+    watch.connect()
+    watch.subscribe(will_topic, 1)
+    client = client_factory(capped, client_id=cid, protocol="5")
+    client.paho.will_set(will_topic, b"session ended", 1, properties=will_delay(3600))
+    client.connect(properties=connect_props(SessionExpiryInterval=1))
+    # Keep the will (0x04) and ask for a session that never expires: the cap still ends it
+    # after 1 s, and the will, delayed longer than that, goes out when it ends.
+    client.paho.disconnect(
+        reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=rc.DISCONNECT_WITH_WILL),
+        properties=v5_properties(PacketTypes.DISCONNECT, SessionExpiryInterval=NEVER),
+    )
+    [will] = watch.expect(timeout=WILL_WAIT)
+    assert will.payload == b"session ended"
 
 
 # -- wills -----------------------------------------------------------------------
