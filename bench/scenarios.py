@@ -48,7 +48,7 @@ class Profile:
 
 
 FULL = Profile(10, 5, 20, 60, 2_000_000, 1_000_000, 5_000_000, (1000, 5000, 10000), 60, 2, 60)
-QUICK = Profile(3, 2, 10, 20, 500_000, 300_000, 2_000_000, (1000, 5000), 30, 1, 10)
+QUICK = Profile(3, 1, 10, 10, 500_000, 300_000, 2_000_000, (1000, 5000), 15, 1, 10)
 
 FANIN_WINDOW = 500  # messages in flight, all publishers together
 FANOUT_WINDOW = 5000  # deliveries in flight
