@@ -182,12 +182,9 @@ def _will_message(broker, client, will, info):
             return None
     props = dict(will.properties) if will.properties else NO_PROPERTIES
     delay = 0
-    expires_at = None
     if props:
         delay = props.pop(p.WILL_DELAY_INTERVAL, 0)
-        expiry = props.get(p.MESSAGE_EXPIRY_INTERVAL)
-        if expiry is not None:
-            expires_at = monotonic() + delay + expiry
+    # The Message Expiry Interval of a will starts when it is published (will.publish_will).
     msg = Message(
         will.topic,
         will.payload,
@@ -196,7 +193,6 @@ def _will_message(broker, client, will, info):
         props,
         info.client_id,
         info.username,
-        expires_at,
     )
     return (msg, delay)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from time import monotonic
 
+from ..mqtt.properties import MESSAGE_EXPIRY_INTERVAL
+
 
 def schedule_will(broker, session, will, reason):
     """Publish the will of a connection that just ended, now or after its delay."""
@@ -34,4 +36,7 @@ def publish_will(broker, session):
     cancel_will(broker, session)
     if msg is None:
         return
+    expiry = msg.properties.get(MESSAGE_EXPIRY_INTERVAL)
+    if expiry is not None:
+        msg.expires_at = monotonic() + expiry  # the will's lifetime counts from its publication
     broker.route(msg, msg.from_client_id)
