@@ -95,3 +95,20 @@ def test_retained_message_without_expiry_stays(client_factory):
     [message] = subscriber.expect()
     assert message.retain and message.payload == b"kept"
     assert not hasattr(message.properties, "MessageExpiryInterval")
+
+
+def test_will_expiry_counts_from_its_publication(client_factory):
+    cid = unique_id("will-expiry")
+    topic = f"expiry/will/{cid}"
+    watcher = v5_client(client_factory)
+    watcher.subscribe(topic, 1)
+    client = client_factory(client_id=cid, protocol="5")
+    client.paho.will_set(
+        topic, b"bye", 1, properties=v5_properties(PacketTypes.WILLMESSAGE, MessageExpiryInterval=1)
+    )
+    client.connect()
+    wait_past(time.monotonic(), 1)  # connected longer than the will's lifetime
+    client.drop()
+    [will] = watcher.expect()
+    assert will.payload == b"bye"
+    assert will.properties.MessageExpiryInterval == 1
