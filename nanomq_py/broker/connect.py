@@ -184,6 +184,13 @@ def _will_message(broker, client, will, info):
     delay = 0
     if props:
         delay = props.pop(p.WILL_DELAY_INTERVAL, 0)
+        if props.get(p.PAYLOAD_FORMAT_INDICATOR) == 1:
+            try:
+                will.payload.decode("utf-8")
+            except UnicodeDecodeError:
+                code = rc.PAYLOAD_FORMAT_INVALID
+                _refuse(broker, client, "payload_format_invalid", code, code, "will payload is not UTF-8")
+                return None
     # The Message Expiry Interval of a will starts when it is published (will.publish_will).
     msg = Message(
         will.topic,
