@@ -23,6 +23,7 @@ from nanomq_py.mqtt.packets import (
     Suback,
     Unsuback,
     Unsubscribe,
+    Will,
 )
 from nanomq_py.mqtt.properties import encode_varint
 
@@ -267,3 +268,10 @@ def test_non_utf8_qos0_payload_with_format_indicator_disconnects_with_0x99(broke
     raw = connected(broker)
     raw.publish("props/pfi0", b"\xc3\x28", 0, {p.PAYLOAD_FORMAT_INDICATOR: 1})
     raw.expect_disconnect(rc.PAYLOAD_FORMAT_INVALID)
+
+
+def test_non_utf8_will_payload_with_format_indicator_is_refused_with_0x99(broker):
+    raw = RawV5Client(broker)
+    will = Will("props/will", b"\xff\xfe", 0, False, {p.PAYLOAD_FORMAT_INDICATOR: 1})
+    assert raw.connect(unique_id("will-pfi"), will=will).reason_code == rc.PAYLOAD_FORMAT_INVALID
+    raw.expect_closed()
