@@ -25,6 +25,37 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 
+class Profiler:
+    """`run.py --py-spy`: samples every nanomq_py process of the run into a flame graph (SVG).
+    py-spy runs on the load core with --nonblocking, so the broker is never paused."""
+
+    binary: Path | None = None
+    out_dir: Path | None = None
+
+    @classmethod
+    def start(cls, pid: int, label: str) -> subprocess.Popen | None:
+        if cls.binary is None or cls.out_dir is None:
+            return None
+        cls.out_dir.mkdir(parents=True, exist_ok=True)
+        argv = [str(cls.binary), "record", "--pid", str(pid), "--rate", "250", "--nonblocking",
+                "--format", "flamegraph", "--output", str(cls.out_dir / f"{label}.svg")]  # fmt: skip
+        return subprocess.Popen(
+            ["taskset", "-c", LOAD_CORE, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    @staticmethod
+    def stop(proc: subprocess.Popen | None) -> None:
+        """SIGINT makes py-spy write its file."""
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -142,7 +173,10 @@ class RunningBroker:
             stderr=subprocess.STDOUT,
         )
         self.pid = self.proc.pid  # taskset execs the broker: same pid
+        self._profiler: subprocess.Popen | None = None
         self._wait_ready()
+        if broker.name == NanomqPy.name:
+            self._profiler = Profiler.start(self.pid, label)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -165,6 +199,7 @@ class RunningBroker:
         return " | ".join(text[-lines:]) or "(no output)"
 
     def stop(self) -> None:
+        Profiler.stop(self._profiler)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

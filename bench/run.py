@@ -31,7 +31,7 @@ from pathlib import Path
 import helpers
 import report
 import toolchain
-from brokers import BROKERS, LOAD_CORE
+from brokers import BROKERS, LOAD_CORE, Profiler
 from helpers import Forwarder, loadgen
 from scenarios import (
     CONNECT_CONCURRENCY,
@@ -64,6 +64,9 @@ def parse_args() -> argparse.Namespace:
         "--runs", type=int, help="runs per scenario and broker; the table shows medians (5; 1 quick)"
     )
     ap.add_argument("--idle-window", type=float, help="seconds of the idle-CPU window (60; 10 quick)")
+    ap.add_argument(
+        "--py-spy", action="store_true", help="flame graph of nanomq_py per scenario in bench/.work/profiles/"
+    )
     args = ap.parse_args()
     for name, known in ((args.brokers, BROKERS), (args.scenarios, SCENARIOS)):
         unknown = set(name.split(",")) - set(known)
@@ -163,6 +166,9 @@ def main() -> None:
     RESULTS_DIR.mkdir(exist_ok=True)
     out_path = RESULTS_DIR / f"{stamp}.jsonl"
     log_dir = toolchain.WORK_DIR / "logs" / stamp
+    if args.py_spy:
+        Profiler.binary = toolchain.ensure_py_spy()
+        Profiler.out_dir = toolchain.WORK_DIR / "profiles" / stamp
     info = machine_info()
     info.update(profile=profile.__dict__, runs=runs, brokers=broker_names, scenarios=scenario_names)
 
@@ -218,6 +224,8 @@ def main() -> None:
         print("Failed (their cells show –):\n" + "\n".join(f"- {e}" for e in errors) + "\n")
     print("\n".join(summaries))
     print(f"\n[bench] JSON lines: {out_path}", file=sys.stderr)
+    if Profiler.out_dir:
+        print(f"[bench] flame graphs: {Profiler.out_dir}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 WORK_DIR = BENCH_DIR / ".work"
 AMQTT_VERSION = "0.12.1"  # the version the issue's reference figures were taken with
 AMQTT_VENV = WORK_DIR / "amqtt-venv"
+PY_SPY_VERSION = "0.4.3"
 C_HELPERS = {
     "loadgen": BENCH_DIR / "loadgen.c",
     "forwarder": BENCH_DIR / "echo" / "forwarder.c",
@@ -63,6 +64,21 @@ def ensure_amqtt() -> Path:
         stdout=subprocess.DEVNULL,
     )
     return script
+
+
+def ensure_py_spy() -> Path:
+    """py-spy (PyPI) in bench/.work/pyspy-venv, for `run.py --py-spy`."""
+    venv = WORK_DIR / "pyspy-venv"
+    binary = venv / "bin" / "py-spy"
+    if not binary.exists():
+        print(f"[setup] installing py-spy=={PY_SPY_VERSION} into {venv}", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"py-spy=={PY_SPY_VERSION}"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return binary
 
 
 def ensure_taskset() -> None:
