@@ -47,8 +47,14 @@ class Profile:
     idle_window_s: float
 
 
-FULL = Profile(10, 5, 20, 60, 2_000_000, 1_000_000, 5_000_000, (1000, 5000, 10000), 60, 2, 60)
-QUICK = Profile(3, 1, 10, 10, 500_000, 300_000, 2_000_000, (1000, 5000), 15, 1, 10)
+FULL = Profile(
+    load_s=10, flood_s=5, drain_s=20, flood_drain_s=60, fanin_count=2_000_000, fanout_count=1_000_000,
+    flood_count=5_000_000, conn_counts=(1000, 5000, 10000), conn_bound_s=60, settle_s=2, idle_window_s=60,
+)  # fmt: skip
+QUICK = Profile(
+    load_s=3, flood_s=1, drain_s=10, flood_drain_s=10, fanin_count=500_000, fanout_count=300_000,
+    flood_count=2_000_000, conn_counts=(1000, 5000), conn_bound_s=15, settle_s=1, idle_window_s=10,
+)  # fmt: skip
 
 FANIN_WINDOW = 500  # messages in flight, all publishers together
 FANOUT_WINDOW = 5000  # deliveries in flight
