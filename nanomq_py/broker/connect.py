@@ -139,7 +139,10 @@ def _refuse(broker, client, reason, v5_code, v3_code, log_reason=None):
     hooks = broker.hooks
     if hooks is not None:
         hooks.on_client_connack(client.info, reason)
-    client.send(Connack(False, v5_code if client.version == 5 else v3_code))
+    if client.version == 5:
+        client.send(Connack(False, v5_code, client.reason(log_reason or reason.replace("_", " "))))
+    else:
+        client.send(Connack(False, v3_code))
     broker.close(client, reason, log_reason=log_reason)
 
 
