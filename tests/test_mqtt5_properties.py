@@ -171,6 +171,7 @@ def test_authentication_method_in_connect_is_refused_with_0x8c(broker):
         unique_id("auth"), {p.AUTHENTICATION_METHOD: "SCRAM-SHA-1", p.AUTHENTICATION_DATA: b"x"}
     )
     assert connack.reason_code == rc.BAD_AUTHENTICATION_METHOD
+    assert connack.properties[p.REASON_STRING] == "bad authentication method"
     raw.expect_closed()
 
 
