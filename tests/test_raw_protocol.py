@@ -26,6 +26,7 @@ from nanomq_py.mqtt.packets import (
     Suback,
     SubOptions,
     Subscribe,
+    Will,
 )
 
 MAX_PACKET_SIZE = 1024
@@ -187,6 +188,42 @@ def test_nothing_after_disconnect_is_processed(broker, client_factory):
     publisher = client_factory(broker)
     publisher.connect()
     assert subscriber.received_before_sync(publisher) == []
+
+
+LOST_BEFORE_ERROR = (
+    "FrameReader.feed raises on a bad frame and drops the packets decoded before it in the same read; "
+    "needs the codec to hand those packets over with the error (owner of nanomq_py/mqtt)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=LOST_BEFORE_ERROR)
+def test_packets_before_a_malformed_one_in_the_same_read_are_processed(broker, client_factory):
+    topic = f"raw/before-error/{unique_id()}"
+    subscriber = client_factory(broker)
+    subscriber.connect()
+    subscriber.subscribe(topic, 0)
+    with RawClient(broker) as client:
+        client.connect(unique_id("then-garbage"))
+        client.send_bytes(encode(Publish(topic, b"valid"), 4) + b"\x00\x00")
+        client.assert_closed()
+    publisher = client_factory(broker)
+    publisher.connect()
+    assert [m.payload for m in subscriber.received_before_sync(publisher)] == [b"valid"]
+
+
+@pytest.mark.xfail(strict=True, reason=LOST_BEFORE_ERROR)
+def test_disconnect_then_garbage_in_the_same_read_sends_no_will(broker, client_factory):
+    topic = f"raw/disconnect-then-garbage/{unique_id()}"
+    watcher = client_factory(broker)
+    watcher.connect()
+    watcher.subscribe(topic, 0)
+    with RawClient(broker) as client:
+        client.connect(unique_id("bye"), will=Will(topic, b"must not appear"))
+        client.send_bytes(encode(Disconnect(), 4) + b"\x00\x00")
+        client.assert_closed()
+    publisher = client_factory(broker)
+    publisher.connect()
+    assert watcher.received_before_sync(publisher) == []
 
 
 def test_connection_closed_mid_packet_is_harmless(broker, bystander):
