@@ -5,6 +5,7 @@
     python3 bench/run.py --quick               # one short run of everything (a few minutes)
     python3 bench/run.py --brokers nanomq_py,mosquitto --scenarios fanin,latency --runs 3
     python3 bench/run.py --idle-window 120     # idle-CPU window in seconds (default 60, 10 with --quick)
+    python3 bench/run.py --update-readme       # also keep the table in bench/README.md
 
 It installs what it lacks (mosquitto from Debian, amqtt into bench/.work/amqtt-venv,
 gcc for the C helpers), pins each broker to core 0 and the load to core 1, and
@@ -46,6 +47,7 @@ from scenarios import (
 
 RESULTS_DIR = toolchain.BENCH_DIR / "results"
 CEILING_MULTIPLE = 3.0
+README_BEGIN, README_END = "<!-- latest-results:begin -->", "<!-- latest-results:end -->"
 BUSY_LOAD = 0.5  # 1-minute load average above which the machine is not quiet enough to trust
 CEILING_LOADS = {  # metric -> the same loadgen arguments as the scenario, driven against the forwarder
     "fanin_q0_64": ("fanin", {"qos": 0, "size": 64, "pubs": 8, "window": FANIN_WINDOW}),
@@ -64,6 +66,11 @@ def parse_args() -> argparse.Namespace:
         "--runs", type=int, help="runs per scenario and broker; the table shows medians (5; 1 quick)"
     )
     ap.add_argument("--idle-window", type=float, help="seconds of the idle-CPU window (60; 10 quick)")
+    ap.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="also write the table into bench/README.md (Latest results)",
+    )
     ap.add_argument(
         "--py-spy", action="store_true", help="flame graph of nanomq_py per scenario in bench/.work/profiles/"
     )
@@ -143,8 +150,68 @@ def ceiling_report(ceiling: dict, values: dict) -> list[str]:
             continue
         multiple = ceiling[metric] / best
         verdict = "ok" if multiple >= CEILING_MULTIPLE else f"WARNING: below {CEILING_MULTIPLE:.0f}×"
-        lines.append(f"  {metric}: ceiling {multiple:.1f}× the fastest broker ({best:,.0f}) - {verdict}")
+        lines.append(f"- {metric}: ceiling {multiple:.1f}× the fastest broker ({best:,.0f}) - {verdict}")
     return lines
+
+
+def run_scenarios(out, profile: Profile, runs: int, broker_names, scenario_names, log_dir: Path):
+    """Scenario by scenario, run by run, broker after broker (so drift hits every broker alike).
+    Returns (broker, metric) -> figures of every run, and the failures."""
+    samples, errors = defaultdict(list), []
+    for scenario in scenario_names:
+        for run in range(runs):
+            for name in broker_names:
+                ctx = Context(profile=profile, log_dir=log_dir, run=run)
+                started = time.monotonic()
+                print(f"[bench] {scenario} run {run + 1}/{runs}: {name}", file=sys.stderr, flush=True)
+                try:
+                    metrics, raw = SCENARIOS[scenario](ctx, BROKERS[name])
+                    error = None
+                except Exception as exc:  # one failing broker or scenario must not lose the rest
+                    metrics, raw, error = {}, {}, f"{type(exc).__name__}: {exc}"
+                    errors.append(f"{scenario} run {run + 1} {name}: {error}")
+                    print(f"[bench]   failed: {error}", file=sys.stderr)
+                    traceback.print_exc(file=sys.stderr)
+                for key, value in metrics.items():
+                    if value is not None:
+                        samples[(name, key)].append(value)
+                record = {"type": "run", "scenario": scenario, "broker": name, "run": run,
+                          "seconds": round(time.monotonic() - started, 1), "metrics": metrics,
+                          "error": error, "raw": raw}  # fmt: skip
+                out.write(json.dumps(record) + "\n")
+                out.flush()
+    return samples, errors
+
+
+def render(info: dict, quick: bool, runs: int, ceiling: dict, values: dict, broker_names, errors) -> str:
+    """The markdown that is printed (and, with --update-readme, kept in bench/README.md)."""
+    parts = [
+        f"Run {info['date']} on {info['cpu']}, {info['cores']} cores, kernel {info['kernel']}; "
+        f"Python {info['python']}, Mosquitto {info['mosquitto']}, amqtt {info['amqtt']}, "
+        f"nanomq_py {info['nanomq_py_commit']}; {'--quick, ' if quick else ''}"
+        f"median of {runs} run{'s' if runs > 1 else ''}."
+    ]
+    if info["load_average_at_start"] > BUSY_LOAD:
+        parts.append(
+            f"WARNING: load average {info['load_average_at_start']:.1f} at start: other processes shared "
+            "these cores, expect noisy figures (above all the latency percentiles)."
+        )
+    parts.append("\n".join(ceiling_report(ceiling, values)))
+    parts.append(report.markdown_table(values, broker_names))
+    if errors:
+        parts.append("Failed (their cells show –):\n" + "\n".join(f"- {e}" for e in errors))
+    return "\n\n".join(parts) + "\n"
+
+
+def update_readme(text: str) -> None:
+    """Replaces what sits between the two markers of bench/README.md."""
+    readme = toolchain.BENCH_DIR / "README.md"
+    current = readme.read_text()
+    head, _, rest = current.partition(README_BEGIN)
+    _, _, tail = rest.partition(README_END)
+    if not rest:
+        sys.exit(f"{readme} has no {README_BEGIN} marker")
+    readme.write_text(f"{head}{README_BEGIN}\n{text}{README_END}{tail}")
 
 
 def main() -> None:
@@ -177,52 +244,16 @@ def main() -> None:
         print("[bench] measuring the load generator's ceiling", file=sys.stderr)
         ceiling = measure_ceiling(profile)
         out.write(json.dumps({"type": "ceiling", **ceiling}) + "\n")
-
-        samples, errors = defaultdict(list), []
-        for scenario in scenario_names:
-            for run in range(runs):
-                for name in broker_names:
-                    ctx = Context(profile=profile, log_dir=log_dir, run=run)
-                    started = time.monotonic()
-                    print(f"[bench] {scenario} run {run + 1}/{runs}: {name}", file=sys.stderr, flush=True)
-                    try:
-                        metrics, raw = SCENARIOS[scenario](ctx, BROKERS[name])
-                        error = None
-                    except Exception as exc:  # one failing broker or scenario must not lose the rest
-                        metrics, raw, error = {}, {}, f"{type(exc).__name__}: {exc}"
-                        errors.append(f"{scenario} run {run + 1} {name}: {error}")
-                        print(f"[bench]   failed: {error}", file=sys.stderr)
-                        traceback.print_exc(file=sys.stderr)
-                    for key, value in metrics.items():
-                        if value is not None:
-                            samples[(name, key)].append(value)
-                    record = {"type": "run", "scenario": scenario, "broker": name, "run": run,
-                              "seconds": round(time.monotonic() - started, 1), "metrics": metrics,
-                              "error": error, "raw": raw}  # fmt: skip
-                    out.write(json.dumps(record) + "\n")
-                    out.flush()
-
+        samples, errors = run_scenarios(out, profile, runs, broker_names, scenario_names, log_dir)
         values = report.medians(samples)
         summaries = report.summary_lines(values, broker_names)
         out.writelines(line + "\n" for line in summaries)
 
-    print(
-        f"\n## nanomq_py benchmark - {info['date']}, {info['cpu']}, {info['cores']} cores, "
-        f"kernel {info['kernel']}, Python {info['python']}, Mosquitto {info['mosquitto']}, "
-        f"amqtt {info['amqtt']}, nanomq_py {info['nanomq_py_commit']}; "
-        f"{'quick, ' if args.quick else ''}median of {runs} run{'s' if runs > 1 else ''}\n"
-    )
-    if info["load_average_at_start"] > BUSY_LOAD:
-        print(
-            f"WARNING: load average {info['load_average_at_start']:.1f} at start: other processes share "
-            "these cores, expect noisy figures (above all the latency percentiles).\n"
-        )
-    print("\n".join(ceiling_report(ceiling, values)) + "\n")
-    print(report.markdown_table(values, broker_names))
-    print()
-    if errors:
-        print("Failed (their cells show –):\n" + "\n".join(f"- {e}" for e in errors) + "\n")
+    text = render(info, args.quick, runs, ceiling, values, broker_names, errors)
+    print("\n" + text)
     print("\n".join(summaries))
+    if args.update_readme:
+        update_readme(text)
     print(f"\n[bench] JSON lines: {out_path}", file=sys.stderr)
     if Profiler.out_dir:
         print(f"[bench] flame graphs: {Profiler.out_dir}", file=sys.stderr)
