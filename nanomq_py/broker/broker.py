@@ -242,6 +242,7 @@ class Broker:
         multiplier = mqtt.keepalive_multiplier
         connect_deadline = now - mqtt.connect_timeout
         retry_before = now - mqtt.retry_interval
+        released_before = now - mqtt.await_rel_timeout
         ttl = self.auth.verdict_ttl
         forget_verdicts = ttl is not None and now >= self.acl_caches_expire_at
         if forget_verdicts:
@@ -261,6 +262,8 @@ class Broker:
                 self.server_disconnect(client, rc.KEEP_ALIVE_TIMEOUT, "keepalive_timeout")
                 continue
             session = client.session
+            if session.awaiting_rel:
+                _forget_unreleased(session.awaiting_rel, released_before)
             if session.inflight and not client.v5:
                 oldest = session.oldest_sent()
                 if oldest is not None and oldest <= retry_before:
@@ -280,3 +283,15 @@ class Broker:
                 self.close(client, "server_shutdown")
         for session in list(self.delayed_wills):
             publish_will(self, session)
+
+
+def _forget_unreleased(awaiting_rel, received_before):
+    """Free the incoming QoS 2 packet ids whose PUBREL has not come within
+    await_rel_timeout. The dict is in arrival order: only its stale head is read."""
+    stale = []
+    for packet_id, received_at in awaiting_rel.items():
+        if received_at > received_before:
+            break
+        stale.append(packet_id)
+    for packet_id in stale:
+        del awaiting_rel[packet_id]
