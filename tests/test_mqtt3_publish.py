@@ -4,6 +4,9 @@ redelivery with DUP on reconnect and retry after retry_interval."""
 
 from __future__ import annotations
 
+import queue
+import time
+
 import pytest
 from mqtt_client import unique_id
 from raw_client import (
@@ -310,10 +313,21 @@ def test_inflight_window_holds_the_rest_until_acks_come(window_broker, qos):
         subscriber.ping()
 
 
-def test_retry_after_retry_interval_with_dup(broker_factory):
+@pytest.fixture(scope="module")
+def timing_broker(tmp_path_factory):
+    """Short timers for the sweeper's QoS duties (the tests using them do not interfere)."""
+    from broker_process import start_broker
+
+    conf = 'mqtt { retry_interval = "1s", await_rel_timeout = "1s" }\n'
+    proc = start_broker(tmp_path_factory.mktemp("timing"), conf)
+    yield proc
+    proc.stop()
+
+
+def test_retry_after_retry_interval_with_dup(timing_broker):
     """Unacknowledged PUBLISH (QoS 1 and 2) and PUBREL are resent by the sweeper
     once retry_interval has passed; three subscribers wait in parallel."""
-    broker = broker_factory('mqtt { retry_interval = "1s" }\n')
+    broker = timing_broker
     topic = f"pub/retry/{unique_id()}"
     with (
         RawClient(broker) as no_puback,
@@ -345,3 +359,28 @@ def test_retry_after_retry_interval_with_dup(broker_factory):
         assert no_pubcomp.expect(Pubrel, timeout=5) == Pubrel(released.packet_id)
         no_pubcomp.send(Pubcomp(released.packet_id))
         no_pubcomp.ping()
+
+
+def test_qos2_id_without_pubrel_is_forgotten_after_await_rel_timeout(timing_broker, client_factory):
+    """Until await_rel_timeout a resend of the id is a duplicate; after it, the id is
+    free again and the same PUBLISH is a new message."""
+    topic = f"pub/await-rel/{unique_id()}"
+    subscriber = client_factory(timing_broker)
+    subscriber.connect()
+    subscriber.subscribe(topic, 2)
+    with RawClient(timing_broker) as publisher:
+        publisher.connect(unique_id("no-pubrel"))
+        publisher.publish(topic, b"unreleased", qos=2, packet_id=5)
+        assert publisher.expect(Pubrec) == Pubrec(5)
+        assert subscriber.expect()[0].payload == b"unreleased"
+        # Resend until the broker treats it as new: each resend is answered with PUBREC.
+        deadline = time.monotonic() + 5
+        while True:
+            publisher.publish(topic, b"unreleased", qos=2, dup=True, packet_id=5)
+            assert publisher.expect(Pubrec) == Pubrec(5)
+            try:
+                message = subscriber.messages.get(timeout=0.25)
+                break
+            except queue.Empty:
+                assert time.monotonic() < deadline, "packet id 5 never released"
+        assert message.payload == b"unreleased"
