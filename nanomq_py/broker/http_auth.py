@@ -37,7 +37,7 @@ import gevent
 import urllib3
 from gevent.lock import BoundedSemaphore
 
-from ..webhook.http_sender import _GeventPoolManager, _tls_options
+from ..http_client import GeventPoolManager, tls_options
 from ..webhook.throttled_log import ThrottledWarning
 
 log = logging.getLogger("nanomq.auth")
@@ -130,8 +130,8 @@ class HttpAuth:
         self.has_super = "super_req" in self.requests
         self.has_acl = "acl_req" in self.requests
         https = any(r.url.startswith("https:") for r in self.requests.values())
-        options = _tls_options(None) if https else {}
-        self._manager = _GeventPoolManager(num_pools=3, maxsize=settings.pool_size, block=False, **options)
+        options = tls_options(None) if https else {}
+        self._manager = GeventPoolManager(num_pools=3, maxsize=settings.pool_size, block=False, **options)
         self._in_flight = BoundedSemaphore(settings.pool_size)
         self._timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.timeout)
         self._deadline = settings.connect_timeout + settings.timeout
