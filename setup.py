@@ -23,7 +23,7 @@ setup(
     packages=find_packages(include=["nanomq_py", "nanomq_py.*"]),
     install_requires=["gevent", "urllib3", "pyhocon", "wsproto>=1.2"],
     extras_require={"test": ["pytest", "paho-mqtt>=2", "hypothesis", "cryptography"]},
-    entry_points={"console_scripts": ["nanomq=nanomq_py.cli:main"]},
+    entry_points={"console_scripts": ["nanomq=nanomq_py.cli:main", "nanomq-passwd=nanomq_py.passwd:main"]},
     data_files=[
         ("share/nanomq_py", ["etc/nanomq.conf", "etc/nanomq.service"]),
         ("share/nanomq_py/init.d", ["etc/init.d/nanomq"]),
