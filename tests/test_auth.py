@@ -7,6 +7,7 @@ event loop running."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import time
@@ -37,11 +38,12 @@ SHA256_BOB = "sha256$pepper$" + hashlib.sha256(b"pepper" + b"bob-pw").hexdigest(
 def nanomq_passwd(username, password, *args):
     """Run scripts/nanomq-passwd with the password on stdin; returns (exit code, stdout, stderr)."""
     done = subprocess.run(
-        [sys.executable, str(PASSWD), username, *args],
+        [str(PASSWD), username, *args],
         input=password,
         capture_output=True,
         text=True,
         timeout=30,
+        env={**os.environ, "PYTHON": sys.executable},
     )
     return done.returncode, done.stdout, done.stderr
 
