@@ -488,3 +488,11 @@ def test_properties_encode_empty_and_decode_bounds():
     assert P.decode_properties(P.encode_properties({P.WILL_DELAY_INTERVAL: 1}), 0, P.WILL)[0] == {
         P.WILL_DELAY_INTERVAL: 1
     }
+
+
+def test_a_malformed_packet_hands_over_the_packets_decoded_before_it():
+    good = encode(Publish("a/b", b"first"), 4) + encode(Pingreq(), 4)
+    reader = FrameReader()
+    with pytest.raises(MalformedPacket) as failure:
+        reader.feed(good + b"\x30\x01\x00")  # PUBLISH too short for its topic length
+    assert failure.value.packets == [Publish("a/b", b"first"), Pingreq()]

@@ -190,13 +190,6 @@ def test_nothing_after_disconnect_is_processed(broker, client_factory):
     assert subscriber.received_before_sync(publisher) == []
 
 
-LOST_BEFORE_ERROR = (
-    "FrameReader.feed raises on a bad frame and drops the packets decoded before it in the same read; "
-    "needs the codec to hand those packets over with the error (owner of nanomq_py/mqtt)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=LOST_BEFORE_ERROR)
 def test_packets_before_a_malformed_one_in_the_same_read_are_processed(broker, client_factory):
     topic = f"raw/before-error/{unique_id()}"
     subscriber = client_factory(broker)
@@ -211,7 +204,6 @@ def test_packets_before_a_malformed_one_in_the_same_read_are_processed(broker, c
     assert [m.payload for m in subscriber.received_before_sync(publisher)] == [b"valid"]
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_BEFORE_ERROR)
 def test_disconnect_then_garbage_in_the_same_read_sends_no_will(broker, client_factory):
     topic = f"raw/disconnect-then-garbage/{unique_id()}"
     watcher = client_factory(broker)

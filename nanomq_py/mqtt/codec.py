@@ -12,7 +12,7 @@ neither read into the next packet nor allocate more than the packet holds.
 spliced per subscriber.
 """
 
-from .errors import MalformedPacket, PacketTooLarge, ProtocolError, UnsupportedProtocolVersion
+from .errors import MalformedPacket, MQTTError, PacketTooLarge, ProtocolError, UnsupportedProtocolVersion
 from .packets import (
     AUTH,
     CONNACK,
@@ -516,7 +516,8 @@ class FrameReader:
     """Incremental decoder of one connection's byte stream: ``feed(bytes) -> [packet, ...]``.
 
     ``version`` (3/4/5) selects the wire format; it follows a decoded CONNECT's level and the
-    broker may set it.  After an MQTTError the reader must be discarded.
+    broker may set it.  After an MQTTError the reader must be discarded; the error's
+    ``packets`` holds the complete packets decoded before the bad one, in order.
     """
 
     __slots__ = ("max_packet_size", "version", "_buffer", "_needed")
@@ -545,70 +546,74 @@ class FrameReader:
         size = len(data)
         pos = 0
         needed = 0
-        while pos < size:
-            if size - pos < 2:
-                needed = 2
-                break
-            first = data[pos]
-            start = pos + 2
-            length = data[pos + 1]
-            if length > 127:
-                header = _remaining_length(data, pos + 1, size)
-                if header is None:
-                    needed = size - pos + 1
+        try:
+            while pos < size:
+                if size - pos < 2:
+                    needed = 2
                     break
-                length, start = header
-            end = start + length
-            if end - pos > limit:
-                raise PacketTooLarge(f"packet of {end - pos} bytes exceeds the maximum of {limit}")
-            if end > size:
-                needed = end - pos
-                break
-            if first >> 4 == 3:
-                # PUBLISH, inlined: the broker's per-message path.
-                qos = (first >> 1) & 3
-                if length < 2:
-                    raise MalformedPacket("truncated PUBLISH topic")
-                offset = start + 2 + ((data[start] << 8) | data[start + 1])
-                if qos:
-                    if offset + 2 > end:
-                        raise MalformedPacket("truncated PUBLISH")
-                    if qos == 3:
-                        raise MalformedPacket("PUBLISH QoS 3")
-                    packet_id = (data[offset] << 8) | data[offset + 1]
-                    if not packet_id:
-                        raise ProtocolError("PUBLISH packet identifier 0")
-                    body = offset + 2
-                else:
-                    if offset > end:
+                first = data[pos]
+                start = pos + 2
+                length = data[pos + 1]
+                if length > 127:
+                    header = _remaining_length(data, pos + 1, size)
+                    if header is None:
+                        needed = size - pos + 1
+                        break
+                    length, start = header
+                end = start + length
+                if end - pos > limit:
+                    raise PacketTooLarge(f"packet of {end - pos} bytes exceeds the maximum of {limit}")
+                if end > size:
+                    needed = end - pos
+                    break
+                if first >> 4 == 3:
+                    # PUBLISH, inlined: the broker's per-message path.
+                    qos = (first >> 1) & 3
+                    if length < 2:
                         raise MalformedPacket("truncated PUBLISH topic")
-                    if first & 8 and version != 3:
-                        raise MalformedPacket("DUP set on a QoS 0 PUBLISH")
-                    packet_id = 0
-                    body = offset
-                try:
-                    topic = data[start + 2 : offset].decode()
-                except UnicodeDecodeError:
-                    raise MalformedPacket("PUBLISH topic is not valid UTF-8") from None
-                if "\x00" in topic:
-                    raise MalformedPacket("PUBLISH topic contains U+0000")
-                if version == 5:
-                    if body < end and not data[body]:
-                        properties = NO_PROPERTIES
-                        body += 1
+                    offset = start + 2 + ((data[start] << 8) | data[start + 1])
+                    if qos:
+                        if offset + 2 > end:
+                            raise MalformedPacket("truncated PUBLISH")
+                        if qos == 3:
+                            raise MalformedPacket("PUBLISH QoS 3")
+                        packet_id = (data[offset] << 8) | data[offset + 1]
+                        if not packet_id:
+                            raise ProtocolError("PUBLISH packet identifier 0")
+                        body = offset + 2
                     else:
-                        properties, body = decode_properties(data, body, PUBLISH, end)
+                        if offset > end:
+                            raise MalformedPacket("truncated PUBLISH topic")
+                        if first & 8 and version != 3:
+                            raise MalformedPacket("DUP set on a QoS 0 PUBLISH")
+                        packet_id = 0
+                        body = offset
+                    try:
+                        topic = data[start + 2 : offset].decode()
+                    except UnicodeDecodeError:
+                        raise MalformedPacket("PUBLISH topic is not valid UTF-8") from None
+                    if "\x00" in topic:
+                        raise MalformedPacket("PUBLISH topic contains U+0000")
+                    if version == 5:
+                        if body < end and not data[body]:
+                            properties = NO_PROPERTIES
+                            body += 1
+                        else:
+                            properties, body = decode_properties(data, body, PUBLISH, end)
+                    else:
+                        properties = NO_PROPERTIES
+                    append(
+                        Publish(topic, data[body:end], qos, first & 1 == 1, first & 8 == 8, packet_id, properties)
+                    )
                 else:
-                    properties = NO_PROPERTIES
-                append(
-                    Publish(topic, data[body:end], qos, first & 1 == 1, first & 8 == 8, packet_id, properties)
-                )
-            else:
-                packet = _decode_other(first, data, start, end, version)
-                if first >> 4 == CONNECT:
-                    version = self.version = packet.proto_ver
-                append(packet)
-            pos = end
+                    packet = _decode_other(first, data, start, end, version)
+                    if first >> 4 == CONNECT:
+                        version = self.version = packet.proto_ver
+                    append(packet)
+                pos = end
+        except MQTTError as exc:
+            exc.packets = packets  # the valid packets before the bad one still count
+            raise
         if pos < size:
             buffer += memoryview(data)[pos:]
             self._needed = needed

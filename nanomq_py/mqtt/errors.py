@@ -9,6 +9,7 @@ class MQTTError(Exception):
     """Base class: ``MQTTError(reason_code, message)``."""
 
     reason_code = 0x80
+    packets = ()  # FrameReader: complete packets decoded before the bad one
 
     def __init__(self, reason_code: int, message: str = "") -> None:
         super().__init__(message)

@@ -129,7 +129,12 @@ class Connection:
                 try:
                     packets = reader.feed(data)
                 except MQTTError as exc:
-                    broker.decode_failed(client, exc, data)
+                    for packet in exc.packets:
+                        broker.packet_received(client, packet)
+                        if self.closed:
+                            break
+                    else:
+                        broker.decode_failed(client, exc, data)
                     flusher.flush()
                     continue
                 for packet in packets:
