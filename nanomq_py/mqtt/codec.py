@@ -603,7 +603,9 @@ class FrameReader:
                     else:
                         properties = NO_PROPERTIES
                     append(
-                        Publish(topic, data[body:end], qos, first & 1 == 1, first & 8 == 8, packet_id, properties)
+                        Publish(
+                            topic, data[body:end], qos, first & 1 == 1, first & 8 == 8, packet_id, properties
+                        )
                     )
                 else:
                     packet = _decode_other(first, data, start, end, version)
