@@ -47,8 +47,10 @@ def client_factory(broker):
 
     yield make
     for client in made:
-        client.paho.loop_stop()
+        # Disconnect first: paho's loop thread then ends at once instead of
+        # waiting out its one-second select.
         try:
             client.paho.disconnect()
         except Exception:
             pass
+        client.paho.loop_stop()
