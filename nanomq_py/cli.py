@@ -386,11 +386,6 @@ def _serve(settings, report):
         server.stop()
         return 1
     try:
-        for kind, host, port in server.addresses:
-            report.say(f"NanoMQ listening on {kind}://{_host_text(host)}:{port}")
-        report.say(STARTED)
-        report.close()
-        log.info("NanoMQ started (pid %d, config %s)", os.getpid(), settings.source)
         stopping = []
 
         def stop(name):
@@ -401,8 +396,14 @@ def _serve(settings, report):
             log.info("%s: stopping", name)
             server.stop()
 
+        # Handlers first: whoever reads the started line may signal at once.
         handlers = [gevent.signal_handler(signal.SIGTERM, stop, "SIGTERM")]
         handlers.append(gevent.signal_handler(signal.SIGINT, stop, "SIGINT"))
+        for kind, host, port in server.addresses:
+            report.say(f"NanoMQ listening on {kind}://{_host_text(host)}:{port}")
+        report.say(STARTED)
+        report.close()
+        log.info("NanoMQ started (pid %d, config %s)", os.getpid(), settings.source)
         server.serve_forever()
         for handler in handlers:
             handler.cancel()
