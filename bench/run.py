@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """nanomq_py's benchmark: every scenario of issue 6, side by side with Mosquitto and amqtt.
 
-    python3 bench/run.py                       # full: medians of 5 runs (about an hour)
+    python3 bench/run.py                       # full: medians of 5 runs (about 1.5 hours)
     python3 bench/run.py --quick               # one short run of everything (a few minutes)
     python3 bench/run.py --brokers nanomq_py,mosquitto --scenarios fanin,latency --runs 3
     python3 bench/run.py --idle-window 120     # idle-CPU window in seconds (default 60, 10 with --quick)
