@@ -117,6 +117,11 @@ class Authenticator:
         self.open = not self.rules and self.no_match_allows and not http_acl
         # Verdicts from HTTP expire; callers that cache them must drop them this often.
         self.verdict_ttl = self.http.cache_ttl if http_acl else None
+        # Handling a CONNECT or an ACL check may wait (HTTP, a password hash in
+        # the thread pool): connections must then be served by greenlets.
+        self.may_block = self.http is not None or any(
+            stored.startswith("pbkdf2_sha256$") for stored in settings.users.values()
+        )
         self._pbkdf2 = None
         self._hmac_key = os.urandom(32)
         self._verified = {}  # username -> (stored form, HMAC of the password that matched it)

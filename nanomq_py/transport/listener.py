@@ -63,6 +63,6 @@ def accept_forever(sock, broker, conns, make_filter=None):
             peer = (addr[0], addr[1])
             stream_filter = make_filter(peer) if make_filter is not None else None
             conn = Connection(conn_sock, peer, broker, conns, stream_filter)
-            gevent.spawn(conn.run)
+            conn.start()
     finally:
         watcher.close()
