@@ -103,7 +103,7 @@ class Broker:
     def server_disconnect(self, client, code, reason):
         """Broker-initiated close of a connected client (v5 clients get a DISCONNECT)."""
         if client.state == CONNECTED and client.v5:
-            client.send(Disconnect(code))
+            client.send(Disconnect(code, client.reason(rc.reason_name(code, DISCONNECT).replace("_", " "))))
         self.close(client, reason)
 
     def close(self, client, reason, log_reason=None):
