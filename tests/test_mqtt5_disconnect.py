@@ -30,7 +30,8 @@ def test_keepalive_timeout(broker):
     raw = RawV5Client(broker)
     assert raw.connect(unique_id("silent"), keepalive=1).reason_code == 0
     # Silent past 1.5 x keepalive: the broker's sweep (once a second) ends the connection.
-    raw.expect_disconnect(rc.KEEP_ALIVE_TIMEOUT)
+    disconnect = raw.expect_disconnect(rc.KEEP_ALIVE_TIMEOUT)
+    assert disconnect.properties[p.REASON_STRING] == "keep alive timeout"
 
 
 def test_server_shutting_down(broker_factory, client_factory):
