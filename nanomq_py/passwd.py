@@ -18,7 +18,7 @@ import getpass
 import json
 import sys
 
-from .broker.auth import PBKDF2_ITERATIONS, hash_password
+from .broker.passwords import PBKDF2_ITERATIONS, hash_password
 
 
 def _read_password():

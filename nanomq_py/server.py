@@ -50,7 +50,7 @@ class Server:
             for sock in bound:
                 sock.close()
             raise
-        for listener, sock, make_filter in zip(self.settings.listeners, bound, layers):
+        for listener, sock, make_filter in zip(self.settings.listeners, bound, layers, strict=True):
             host, port = sock.getsockname()[:2]
             self.addresses.append((listener.kind, host, port))
             self._sockets.append(sock)

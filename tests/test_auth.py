@@ -25,10 +25,9 @@ from nanomq_py.broker.auth import (
     SERVER_BUSY,
     SUCCESS,
     Authenticator,
-    hash_password,
-    password_matches,
 )
 from nanomq_py.broker.events import ClientInfo
+from nanomq_py.broker.passwords import hash_password, password_matches
 from nanomq_py.settings import AuthSettings
 
 PASSWD = REPO / "scripts" / "nanomq-passwd"

@@ -3,10 +3,9 @@
 Who may connect: a user listed in `auth.password` is checked against the stored
 password; any other client is asked about over HTTP when `http_auth.auth_req`
 is configured; otherwise anonymous clients follow `allow_anonymous` and unknown
-usernames are refused. Passwords may be stored plain, as `sha256$<salt>$<hex>`
-(sha256 of salt + password) or as `pbkdf2_sha256$<iterations>$<salt>$<base64>`
-(Django's format, written by scripts/nanomq-passwd); all are compared in
-constant time.
+usernames are refused. How stored passwords are checked is `passwords`'
+job, imported only when a password file is configured (hashlib loads
+OpenSSL: 3.7 MB of RSS on an idle broker that needs none of it).
 
 What a client may do: NanoMQ's ACL rules, tried in order, first match wins; a
 superuser (HTTP `super_req`, asked once at CONNECT) skips them; when no rule
@@ -21,22 +20,13 @@ shares any topic with it. So `allow a/+` does not grant `a/#`, and
 value holds no `+`, `#` or `/`, so a client cannot widen its own pattern.
 
 Cost: a check is one pass over the rules, each topic test linear in the
-topic's length; callers cache verdicts per connection. A PBKDF2 hash runs in
-a worker thread, one at a time, and a verified password is remembered as an
-HMAC, so neither a first login nor a password-guessing flood stalls the event
-loop; with 16 CONNECTs already waiting for a hash, the next is refused as
-server busy instead of queueing work without end. HTTP checks block only the
-calling client's greenlet (see http_auth).
+topic's length; callers cache verdicts per connection. HTTP checks and PBKDF2
+hashes block only the calling client's greenlet (see http_auth, passwords).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import ipaddress
-import os
-import secrets
 
 from ..mqtt.topics import split_shared, topic_matches
 
@@ -44,67 +34,6 @@ SUCCESS = "success"
 BAD_CREDENTIALS = "bad_username_or_password"
 NOT_AUTHORIZED = "not_authorized"
 SERVER_BUSY = "server_busy"
-
-PBKDF2_ITERATIONS = 100_000  # ~0.1 s on a desktop core, ~0.5 s on a Raspberry Pi 4
-
-
-def hash_password(password, iterations=PBKDF2_ITERATIONS, salt=None):
-    """The `pbkdf2_sha256$<iterations>$<salt>$<base64>` form of a password (str or bytes)."""
-    if isinstance(password, str):
-        password = password.encode()
-    salt = salt or secrets.token_urlsafe(12)
-    digest = hashlib.pbkdf2_hmac("sha256", password, salt.encode(), iterations)
-    return f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(digest).decode()}"
-
-
-def password_matches(stored, given, pbkdf2=hashlib.pbkdf2_hmac):
-    """True if the password the client sent (bytes) matches the stored form."""
-    if stored.startswith("pbkdf2_sha256$"):
-        try:
-            _, iterations, salt, digest = stored.split("$", 3)
-            computed = pbkdf2("sha256", given, salt.encode(), int(iterations))
-        except ValueError:
-            return False
-        return hmac.compare_digest(base64.b64encode(computed).decode(), digest)
-    if stored.startswith("sha256$"):
-        try:
-            _, salt, digest = stored.split("$", 2)
-        except ValueError:
-            return False
-        computed = hashlib.sha256(salt.encode() + given).hexdigest()
-        return hmac.compare_digest(computed, digest.lower())
-    return hmac.compare_digest(stored.encode(), given)
-
-
-class HashQueueFull(Exception):
-    """Too many CONNECTs already wait for a password hash (a guessing flood): refuse as busy."""
-
-
-class _HashWorker:
-    """pbkdf2_hmac in gevent's thread pool (it releases the GIL), one hash at a time,
-    with at most MAX_WAITING callers queued behind it."""
-
-    MAX_WAITING = 16
-    __slots__ = ("one_at_a_time", "wanting", "threadpool")
-
-    def __init__(self):
-        from gevent import get_hub
-        from gevent.lock import Semaphore
-
-        self.one_at_a_time = Semaphore()
-        self.wanting = 0
-        self.threadpool = get_hub().threadpool
-
-    def __call__(self, *args):
-        if self.wanting > self.MAX_WAITING:
-            raise HashQueueFull
-        self.wanting += 1
-        try:
-            with self.one_at_a_time:
-                return self.threadpool.apply(hashlib.pbkdf2_hmac, args)
-        finally:
-            self.wanting -= 1
-
 
 class Authenticator:
     def __init__(self, settings):
@@ -122,9 +51,11 @@ class Authenticator:
         self.may_block = self.http is not None or any(
             stored.startswith("pbkdf2_sha256$") for stored in settings.users.values()
         )
-        self._pbkdf2 = None
-        self._hmac_key = os.urandom(32)
-        self._verified = {}  # username -> (stored form, HMAC of the password that matched it)
+        self._passwords = None
+        if settings.users:
+            from .passwords import PasswordChecker
+
+            self._passwords = PasswordChecker()
 
     def authenticate(self, info, password, sockport=0):
         """SUCCESS, BAD_CREDENTIALS, NOT_AUTHORIZED or SERVER_BUSY for a CONNECT.
@@ -137,7 +68,7 @@ class Authenticator:
         if stored is not None:
             try:
                 return SUCCESS if self._password_ok(username, stored, password) else BAD_CREDENTIALS
-            except HashQueueFull:
+            except OverflowError:  # too many CONNECTs already wait for a hash
                 return SERVER_BUSY
         if self.http is not None and self.http.has_auth:
             return SUCCESS if self.http.authenticate(info, password, sockport) else NOT_AUTHORIZED
@@ -153,20 +84,7 @@ class Authenticator:
         return http is not None and http.has_super and http.is_superuser(info, password, sockport)
 
     def _password_ok(self, username, stored, password):
-        if password is None:
-            return False
-        if not stored.startswith("pbkdf2_sha256$"):
-            return password_matches(stored, password)
-        mac = hmac.new(self._hmac_key, password, "sha256").digest()
-        known = self._verified.get(username)
-        if known is not None and known[0] == stored and hmac.compare_digest(known[1], mac):
-            return True
-        if self._pbkdf2 is None:
-            self._pbkdf2 = _HashWorker()
-        if not password_matches(stored, password, self._pbkdf2):
-            return False
-        self._verified[username] = (stored, mac)
-        return True
+        return password is not None and self._passwords.matches(username, stored, password)
 
     def may_publish(self, client, topic):
         return self.open or client.superuser or self.check(client.info, "publish", topic)

@@ -8,7 +8,7 @@ limits the broker enforces. Unacknowledged messages are then resent.
 
 from __future__ import annotations
 
-import uuid
+import os
 from time import monotonic, time
 
 from ..mqtt import properties as p
@@ -47,7 +47,7 @@ def handle_connect(broker, client, packet):
         if version == 3 or (version == 4 and not packet.clean_start):
             client.info = ClientInfo("", packet.username, version, packet.keepalive, peer_host, peer_port, 0, False)
             return _refuse(broker, client, "identifier_rejected", rc.CLIENT_IDENTIFIER_NOT_VALID, 2)
-        client_id = "nanomq-" + uuid.uuid4().hex[:16]
+        client_id = "nanomq-" + os.urandom(8).hex()
         assigned = True
     info = ClientInfo(
         client_id,
