@@ -35,6 +35,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -382,13 +383,25 @@ static int cmp_u64(const void *a, const void *b) {
 
 static double send_late_p99_us = -1, send_late_max_us = -1;
 
+/* CPU time of this process (user + system, which includes the softirq work of loopback
+ * TCP done on its core): compared with wall time it shows whether the generator was
+ * saturated or waiting on the broker. */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static double pct_us(double q) {
     if (!g.nlat) return -1;
     size_t i = (size_t)(q * (g.nlat - 1) + 0.5);
     return g.lat[i] / 1000.0;
 }
 
+static double measure_cpu0, measure_t0;
+
 static void print_result(uint64_t expected) {
+    double wall = (now_ns() - measure_t0) / 1e9, busy = wall > 0 ? 100 * (cpu_seconds() - measure_cpu0) / wall : 0;
     double elapsed = g.t_last_recv > g.t_first_send ? (g.t_last_recv - g.t_first_send) / 1e9 : 0;
     printf("{\"mode\":\"%s\",\"qos\":%d,\"size\":%d,\"pubs\":%d,\"subs\":%d,\"sent\":%lu,\"expected\":%lu,"
            "\"received\":%lu,\"acked\":%lu,\"closed\":%lu,\"elapsed_s\":%.6f,\"rate\":%.1f,"
@@ -401,6 +414,7 @@ static void print_result(uint64_t expected) {
         printf(",\"samples\":%zu,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f",
                g.nlat, pct_us(0.5), pct_us(0.9), pct_us(0.99), pct_us(0.999), pct_us(1.0));
     }
+    printf(",\"loadgen_cpu_pct\":%.1f", busy);
     if (send_late_max_us >= 0)
         printf(",\"send_late_p99_us\":%.1f,\"send_late_max_us\":%.1f", send_late_p99_us, send_late_max_us);
     printf("}\n");
@@ -482,6 +496,8 @@ static void run_throughput(void) {
     open_pub_sub(npub, nsub, opt.topic);
     struct epoll_event evs[256];
     uint64_t start = now_ns(), send_end = start + (uint64_t)(opt.duration * 1e9);
+    measure_t0 = start;
+    measure_cpu0 = cpu_seconds();
     uint64_t last_progress = start, last_seen = 0;
     g.t0 = start;
     for (;;) {
@@ -529,6 +545,8 @@ static void run_latency(void) {
     g.t0 = now_ns();
     g.t_first_send = g.t0;
     g.record_latency = 1;
+    measure_t0 = g.t0;
+    measure_cpu0 = cpu_seconds();
     timerfd_settime(tfd, 0, &its, NULL);
     struct epoll_event evs[64];
     uint64_t last_progress = 0, last_seen = 0, ticks;
@@ -628,6 +646,7 @@ static void run_conns(void) {
     struct epoll_event evs[512];
     long started = 0, up = 0, failed = 0, handshaking = 0;
     uint64_t start = now_ns(), deadline = start + (uint64_t)(opt.duration * 1e9);
+    double cpu0 = cpu_seconds();
     while (up + failed < n && now_ns() < deadline) {
         while (started < n && handshaking < opt.concurrency) {
             conn_t *c = &cs[started];
@@ -652,9 +671,10 @@ static void run_conns(void) {
             }
         }
     }
-    double elapsed = (now_ns() - start) / 1e9;
-    printf("{\"mode\":\"conns\",\"conns\":%ld,\"connected\":%ld,\"failed\":%ld,\"elapsed_s\":%.6f,\"rate\":%.1f}\n", n,
-           up, failed, elapsed, elapsed > 0 ? up / elapsed : 0.0);
+    double elapsed = (now_ns() - start) / 1e9, busy = elapsed > 0 ? 100 * (cpu_seconds() - cpu0) / elapsed : 0;
+    printf("{\"mode\":\"conns\",\"conns\":%ld,\"connected\":%ld,\"failed\":%ld,\"elapsed_s\":%.6f,\"rate\":%.1f,"
+           "\"loadgen_cpu_pct\":%.1f}\n",
+           n, up, failed, elapsed, elapsed > 0 ? up / elapsed : 0.0, busy);
     fflush(stdout);
 
     /* Hold: count drops, ping at keepalive/2, stop when stdin closes or --hold expires. */

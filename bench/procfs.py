@@ -43,3 +43,29 @@ def context_switches(pid: int) -> int:
             if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
                 total += int(line.split()[1])
     return total
+
+
+def core_jiffies(core: int) -> tuple[int, int]:
+    """(busy, total) clock ticks of one core since boot, softirq included: loopback TCP work
+    done on the load core shows up there, not in the load generator's own CPU time."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, line.split()[1:9])
+            total = user + nice + system + idle + iowait + irq + softirq + steal
+            return total - idle - iowait, total
+    raise KeyError(core)
+
+
+class CoreBusy:
+    """Share of one core that was busy between start() and percent()."""
+
+    def __init__(self, core: int):
+        self.core = core
+        self.start()
+
+    def start(self) -> None:
+        self._busy, self._total = core_jiffies(self.core)
+
+    def percent(self) -> float:
+        busy, total = core_jiffies(self.core)
+        return 100.0 * (busy - self._busy) / max(total - self._total, 1)

@@ -56,7 +56,10 @@ def markdown_table(values: dict[tuple[str, str], float], brokers: list[str]) -> 
             continue
         mine = values.get((NANOMQ, m.key))
         cells = [_cell(m, b, brokers, values) for b in shown]
-        ratios = ["n/a" if m.nanomq_only else _ratio(mine, values.get((r, m.key))) for r in RIVALS]
+        ratios = [
+            "n/a" if m.nanomq_only else _ratio(mine, values.get((r, m.key))) if m.ratio else ""
+            for r in RIVALS
+        ]
         lines.append(f"| {m.label} | {m.unit} | " + " | ".join(cells + ratios) + f" | {m.target} |")
     return "\n".join(lines)
 

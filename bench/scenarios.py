@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import procfs
-from brokers import Broker, RunningBroker
+from brokers import LOAD_CORE, Broker, RunningBroker
 from helpers import HttpSink, LoadgenProcess, loadgen
 
 MB = 1024 * 1024
@@ -28,6 +28,7 @@ class Metric:
     unit: str
     target: str = ""
     nanomq_only: bool = False
+    ratio: bool = True  # False for counts and diagnostics, where nanomq_py / other means nothing
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,10 @@ def connections(ctx: Context, broker: Broker):
         with RunningBroker(broker, ctx.log_dir, f"conns-{n}-r{ctx.run}") as b:
             time.sleep(ctx.profile.settle_s)
             before = procfs.rss_bytes(b.pid)
+            load_core = procfs.CoreBusy(int(LOAD_CORE))
             with _hold_idle_clients(ctx, b, n) as held:
                 r = held.read_json()
+                r["load_core_busy_pct"] = load_core.percent()
                 time.sleep(ctx.profile.settle_s)
                 _check_alive(b, "connections")
                 after = procfs.rss_bytes(b.pid)
@@ -192,6 +195,7 @@ def connections(ctx: Context, broker: Broker):
             metrics[f"conns_{tag}_rate"] = r["rate"]
             metrics[f"conns_{tag}_rss"] = _mb(after)
             metrics[f"conns_{tag}_bpc"] = (after - before) / max(r["connected"], 1) / 1024
+            metrics["conns_load_busy"] = max(metrics.get("conns_load_busy", 0), r["load_core_busy_pct"])
             raw[tag] = r
     return metrics, raw
 
@@ -318,7 +322,7 @@ def _conn_metrics() -> list[Metric]:
         tag = f"{n}k"
         rows += [
             Metric(f"conns_{tag}_ok", "connections", f"{n}k idle clients: connected", "clients",
-                   "10,000" if n == 10 else ""),
+                   "10,000" if n == 10 else "", ratio=False),
             Metric(f"conns_{tag}_rate", "connections", f"{n}k idle clients: connect rate", "conn/s", "≥ 8,000/s"),
             Metric(f"conns_{tag}_rss", "connections", f"{n}k idle clients: RSS", "MB"),
             Metric(f"conns_{tag}_bpc", "connections", f"{n}k idle clients: per connection", "KB", "≤ 4 KB"),
@@ -331,10 +335,10 @@ METRICS = [
     Metric("fanin_q0_1k", "fanin", "fan-in 8->1 QoS 0, 1 KiB", "msg/s", "≥ 10× amqtt, ≥ 0.5× mosq"),
     Metric("fanin_q1_64", "fanin", "fan-in 8->1 QoS 1, 64 B", "msg/s", "≥ 10× amqtt, ≥ 0.5× mosq"),
     Metric("fanin_q1_1k", "fanin", "fan-in 8->1 QoS 1, 1 KiB", "msg/s", "≥ 10× amqtt, ≥ 0.5× mosq"),
-    Metric("fanin_lost", "fanin", "fan-in: messages lost (4 loads)", "msgs", "0"),
+    Metric("fanin_lost", "fanin", "fan-in: messages lost (4 loads)", "msgs", "0", ratio=False),
     Metric("fanout_10", "fanout", "fan-out 1->10 QoS 0", "deliv/s", "≥ 10× amqtt, ≥ 0.5× mosq"),
     Metric("fanout_100", "fanout", "fan-out 1->100 QoS 0", "deliv/s", "≥ 10× amqtt, ≥ 0.5× mosq"),
-    Metric("fanout_lost", "fanout", "fan-out: deliveries lost (2 loads)", "deliv", "0"),
+    Metric("fanout_lost", "fanout", "fan-out: deliveries lost (2 loads)", "deliv", "0", ratio=False),
     Metric("lat_q0_p50", "latency", "latency QoS 0 @1k/s p50", "ms"),
     Metric("lat_q0_p99", "latency", "latency QoS 0 @1k/s p99", "ms", "≤ mosquitto"),
     Metric("lat_q1_p50", "latency", "latency QoS 1 @1k/s p50", "ms"),
@@ -346,6 +350,7 @@ METRICS = [
     Metric("flood_q1_loss", "flood", "flood QoS 1: acked, never delivered", "%", "0 %"),
     Metric("flood_q1_rss", "flood", "flood QoS 1: peak RSS", "MB", "bounded"),
     *_conn_metrics(),
+    Metric("conns_load_busy", "connections", "connecting: load core busy (max)", "%", "< 100 %", ratio=False),
     Metric("idle_rss", "idle", "idle RSS, no webhook", "MB", "≤ 16 MB"),
     Metric("idle_rss_webhook", "idle", "idle RSS, webhook configured", "MB", "≤ 24 MB", nanomq_only=True),
     Metric("idlecpu_pct", "idlecpu", "1k idle clients: CPU", "% core"),
