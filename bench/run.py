@@ -102,11 +102,14 @@ def machine_info() -> dict:
          if line.startswith("model name")),
         platform.processor(),
     )  # fmt: skip
+    git = ["git", "-C", str(toolchain.BENCH_DIR.parent)]
     commit = subprocess.run(
-        ["git", "-C", str(toolchain.BENCH_DIR), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
+    if subprocess.run(
+        [*git, "status", "--porcelain", "--", "nanomq_py"], capture_output=True, text=True
+    ).stdout:
+        commit += "+uncommitted"  # the broker measured is not exactly that commit
     mosquitto = subprocess.run(
         ["dpkg-query", "-W", "-f=${Version}", "mosquitto"], capture_output=True, text=True
     )
