@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DEFAULT_PID_FILE = "/tmp/nanomq/nanomq.pid"
+
 
 @dataclass
 class TlsSettings:
@@ -151,5 +153,5 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     webhook: WebhookSettings | None = None
     daemon: bool = False
-    pid_file: str = "/tmp/nanomq/nanomq.pid"
+    pid_file: str = DEFAULT_PID_FILE
     source: str = "<built-in defaults>"  # file the settings came from, for messages

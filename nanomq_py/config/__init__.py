@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 
+from nanomq_py.settings import DEFAULT_PID_FILE
+
 from .build import build_settings
 from .context import ConfigError, Context
 from .environment import ENV_KEYS, apply_environment, apply_override
@@ -34,9 +36,6 @@ __all__ = [
     "ConfigError",
     "load_settings",
 ]
-
-DEFAULT_PID_FILE = "/tmp/nanomq/nanomq.pid"
-
 
 def load_settings(conf_path=None, old_conf_path=None, env=os.environ, overrides=None):
     """Build `Settings` from a HOCON file or an old-style file, the environment and overrides.
