@@ -45,6 +45,7 @@ class MqttSettings:
     max_mqueue_len: int = 1024
     retry_interval: float = 10.0
     keepalive_multiplier: float = 1.5
+    max_keepalive: int = 0  # seconds; 0: any. v5 clients get Server Keep Alive, v3 asking more are refused
     max_inflight_window: int = 2048
     max_awaiting_rel: int = 2048
     await_rel_timeout: float = 300.0

@@ -280,3 +280,26 @@ def test_assigned_client_identifier(client_factory):
     flags, _, props = again.connect(properties=session, clean_start=False)
     assert flags.session_present
     assert not hasattr(props, "AssignedClientIdentifier")
+
+
+# -- Server Keep Alive ---------------------------------------------------------------
+
+
+def test_server_keep_alive_caps_a_v5_clients_keepalive(broker_factory):
+    capped = broker_factory("mqtt { max_keepalive = 30 }")
+    raw = RawV5Client(capped)
+    connack = raw.connect(unique_id("ka"), keepalive=120)
+    assert connack.reason_code == 0
+    assert connack.properties[p.SERVER_KEEP_ALIVE] == 30
+    within = RawV5Client(capped)
+    connack = within.connect(unique_id("ka"), keepalive=20)
+    assert p.SERVER_KEEP_ALIVE not in connack.properties
+
+
+def test_a_v3_client_asking_more_than_max_keepalive_is_refused(broker_factory):
+    from raw_client import RawClient
+
+    capped = broker_factory("mqtt { max_keepalive = 30 }")
+    raw = RawClient(capped)
+    assert raw.connect(unique_id("ka3"), keepalive=120).reason_code == 2
+    assert RawClient(capped).connect(unique_id("ka3"), keepalive=30).reason_code == 0

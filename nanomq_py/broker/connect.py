@@ -91,7 +91,13 @@ def handle_connect(broker, client, packet):
         if client.state != NEW:
             return None
     client.will = will
-    client.keepalive = packet.keepalive
+    keepalive = packet.keepalive
+    max_keepalive = broker.settings.mqtt.max_keepalive
+    if max_keepalive and (keepalive == 0 or keepalive > max_keepalive):
+        if not v5:  # 3.x has no way to tell the client: refuse it, as Mosquitto does
+            return _refuse(broker, client, "identifier_rejected", rc.CLIENT_IDENTIFIER_NOT_VALID, 2)
+        keepalive = max_keepalive  # announced as Server Keep Alive
+    client.keepalive = keepalive
     client.last_seen = monotonic()
     if v5:
         _apply_client_limits(client, props)
@@ -273,6 +279,8 @@ def _connack_properties(broker, client, session, assigned, client_id):
         props[p.ASSIGNED_CLIENT_IDENTIFIER] = client_id
     if mqtt.max_session_expiry_interval:
         props[p.SESSION_EXPIRY_INTERVAL] = int(session.expiry_interval)
+    if client.keepalive != client.info.keepalive:
+        props[p.SERVER_KEEP_ALIVE] = client.keepalive
     return props
 
 

@@ -37,6 +37,7 @@ _PARSERS = {
     "max_mqueue_len": integer(1),
     "retry_interval": duration(0, low_open=True),
     "keepalive_multiplier": number(0, low_open=True),
+    "max_keepalive": integer(0, 65535),
     "max_inflight_window": integer(1, 65535),
     "max_awaiting_rel": _max_awaiting_rel,
     "await_rel_timeout": duration(0, low_open=True),
