@@ -45,7 +45,9 @@ class BrokerProcess:
                 self.lines.append(line)
                 match = _LISTENING.search(line)
                 if match:
-                    self.listeners.setdefault(match.group(1), (match.group(2).strip("[]"), int(match.group(3))))
+                    self.listeners.setdefault(
+                        match.group(1), (match.group(2).strip("[]"), int(match.group(3)))
+                    )
                 self._output_cond.notify_all()
             if STARTED in line:
                 self._started.set()
@@ -74,9 +76,13 @@ class BrokerProcess:
                         return match
                 seen = len(self.lines)
                 if self.proc.poll() is not None and not self._reader.is_alive():
-                    raise AssertionError(f"broker exited without printing {pattern!r}:\n" + "\n".join(self.lines))
+                    raise AssertionError(
+                        f"broker exited without printing {pattern!r}:\n" + "\n".join(self.lines)
+                    )
                 if not self._output_cond.wait(deadline):
-                    raise AssertionError(f"no output matching {pattern!r} within {timeout}s:\n" + "\n".join(self.lines))
+                    raise AssertionError(
+                        f"no output matching {pattern!r} within {timeout}s:\n" + "\n".join(self.lines)
+                    )
 
     def output(self):
         with self._output_cond:
@@ -109,7 +115,17 @@ def start_broker(tmp_path, conf="", args=(), log_level="info", env=None):
     full_env["PYTHONUNBUFFERED"] = "1"
     if env:
         full_env.update(env)
-    cmd = [sys.executable, "-m", "nanomq_py", "start", "--conf", str(conf_path), "--log_level", log_level, *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nanomq_py",
+        "start",
+        "--conf",
+        str(conf_path),
+        "--log_level",
+        log_level,
+        *args,
+    ]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,

@@ -4,7 +4,6 @@ brokers with their own configuration."""
 from __future__ import annotations
 
 import pytest
-
 from broker_process import start_broker
 from mqtt_client import TestClient
 

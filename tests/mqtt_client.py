@@ -9,8 +9,8 @@ import threading
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 TIMEOUT = 10
 _ids = itertools.count(1)
@@ -29,8 +29,12 @@ class TestClient:
         self.protocol = protocol
         self.client_id = unique_id() if client_id is None else client_id
         version = PROTOCOLS[protocol]
-        kwargs = {"callback_api_version": CallbackAPIVersion.VERSION2, "client_id": self.client_id,
-                  "protocol": version, "transport": transport}
+        kwargs = {
+            "callback_api_version": CallbackAPIVersion.VERSION2,
+            "client_id": self.client_id,
+            "protocol": version,
+            "transport": transport,
+        }
         if version != paho.MQTTv5:
             kwargs["clean_session"] = clean
         kwargs.update(paho_kwargs)
@@ -75,11 +79,18 @@ class TestClient:
 
     # -- actions -----------------------------------------------------------
 
-    def connect(self, keepalive=60, properties=None, expect_success=True, host=None, port=None, clean_start=None):
+    def connect(
+        self, keepalive=60, properties=None, expect_success=True, host=None, port=None, clean_start=None
+    ):
         if self.protocol == "5":
             start = self.clean if clean_start is None else clean_start
-            self.paho.connect(host or self.broker.host, port or self.broker.port, keepalive,
-                              clean_start=start, properties=properties)
+            self.paho.connect(
+                host or self.broker.host,
+                port or self.broker.port,
+                keepalive,
+                clean_start=start,
+                properties=properties,
+            )
         else:
             self.paho.connect(host or self.broker.host, port or self.broker.port, keepalive)
         self.paho.loop_start()

@@ -35,6 +35,7 @@ BAD_CREDENTIALS = "bad_username_or_password"
 NOT_AUTHORIZED = "not_authorized"
 SERVER_BUSY = "server_busy"
 
+
 class Authenticator:
     def __init__(self, settings):
         self.settings = settings

@@ -139,7 +139,9 @@ class Broker:
             if session.expiry_interval == 0:
                 self.end_session(session, reason)
             else:
-                session.expires_at = None if session.expiry_interval is None else monotonic() + session.expiry_interval
+                session.expires_at = (
+                    None if session.expiry_interval is None else monotonic() + session.expiry_interval
+                )
         if self.hooks is not None:
             self.hooks.on_client_disconnected(info, reason)
 

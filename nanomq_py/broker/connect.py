@@ -45,7 +45,9 @@ def handle_connect(broker, client, packet):
     peer_host, peer_port = client.transport.peer
     if not client_id:
         if version == 3 or (version == 4 and not packet.clean_start):
-            client.info = ClientInfo("", packet.username, version, packet.keepalive, peer_host, peer_port, 0, False)
+            client.info = ClientInfo(
+                "", packet.username, version, packet.keepalive, peer_host, peer_port, 0, False
+            )
             return _refuse(broker, client, "identifier_rejected", rc.CLIENT_IDENTIFIER_NOT_VALID, 2)
         client_id = "nanomq-" + os.urandom(8).hex()
         assigned = True
@@ -296,7 +298,9 @@ def handle_disconnect(broker, client, packet):
         expiry = packet.properties.get(p.SESSION_EXPIRY_INTERVAL)
         if expiry is not None:
             if session.expiry_interval == 0 and expiry != 0:
-                broker.protocol_violation(client, rc.PROTOCOL_ERROR, "session expiry changed from 0 on DISCONNECT")
+                broker.protocol_violation(
+                    client, rc.PROTOCOL_ERROR, "session expiry changed from 0 on DISCONNECT"
+                )
                 return
             session.expiry_interval = _session_expiry(broker.settings.mqtt, expiry)
     code = packet.reason_code if client.v5 else 0

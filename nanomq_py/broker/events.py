@@ -23,7 +23,9 @@ class ClientInfo:
         "clean_start",
     )
 
-    def __init__(self, client_id, username, proto_ver, keepalive, peer_host, peer_port, connected_at, clean_start):
+    def __init__(
+        self, client_id, username, proto_ver, keepalive, peer_host, peer_port, connected_at, clean_start
+    ):
         self.client_id = client_id  # str
         self.username = username  # str or None when absent
         self.proto_ver = proto_ver  # 3, 4 or 5

@@ -84,5 +84,7 @@ class Message:
         parts = forms.get(key)
         if parts is None:
             topic = "" if alias_only else self.topic
-            parts = forms[key] = encode_publish_parts(5 if v5 else 4, topic, self.payload, qos, retain, False, props)
+            parts = forms[key] = encode_publish_parts(
+                5 if v5 else 4, topic, self.payload, qos, retain, False, props
+            )
         return parts

@@ -50,7 +50,9 @@ def handle_publish(broker, client, packet):
             broker.protocol_violation(client, rc.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8")
         else:
             ack = Puback if qos == 1 else Pubrec
-            client.send(ack(packet.packet_id, rc.PAYLOAD_FORMAT_INVALID, client.reason("payload is not UTF-8")))
+            client.send(
+                ack(packet.packet_id, rc.PAYLOAD_FORMAT_INVALID, client.reason("payload is not UTF-8"))
+            )
         return
     info = client.info
     if qos == 2:
@@ -60,7 +62,9 @@ def handle_publish(broker, client, packet):
             client.send(Pubrec(pid))
             return
         if len(awaiting) >= broker.receive_maximum:
-            broker.protocol_violation(client, rc.RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages awaiting PUBREL")
+            broker.protocol_violation(
+                client, rc.RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages awaiting PUBREL"
+            )
             return
         awaiting[pid] = monotonic()
     expires_at = None
@@ -108,7 +112,9 @@ def _resolve_properties(broker, client, packet, topic, props):
     """Apply and strip the v5 Topic Alias; refuse client-sent subscription ids.
     Returns (topic, properties to keep) or (None, None) after closing the client."""
     if p.SUBSCRIPTION_IDENTIFIER in props:
-        broker.protocol_violation(client, rc.PROTOCOL_ERROR, "PUBLISH from a client carries a Subscription Identifier")
+        broker.protocol_violation(
+            client, rc.PROTOCOL_ERROR, "PUBLISH from a client carries a Subscription Identifier"
+        )
         return None, None
     alias = props.get(p.TOPIC_ALIAS)
     if alias is None:

@@ -118,7 +118,9 @@ class Session:
         only when a connection ends."""
         taken = []
         inflight = self.inflight
-        for pid in [pid for pid, out in inflight.items() if out.group is not None and out.state == _AWAIT_ACK]:
+        for pid in [
+            pid for pid, out in inflight.items() if out.group is not None and out.state == _AWAIT_ACK
+        ]:
             out = inflight.pop(pid)
             taken.append((out.msg, out.qos, out.retain, out.sub_ids, out.group))
         queue = self.queue

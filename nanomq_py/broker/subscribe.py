@@ -66,7 +66,9 @@ def handle_subscribe(broker, client, packet):
                 retained_to_send.append(sub)
     if problems:
         _log_refusals(broker, client, problems)
-    client.send(Suback(packet.packet_id, codes, client.reason("; ".join(problems)) if problems else NO_PROPERTIES))
+    client.send(
+        Suback(packet.packet_id, codes, client.reason("; ".join(problems)) if problems else NO_PROPERTIES)
+    )
     for sub in retained_to_send:
         for msg in broker.retained.matching(sub.filter):
             if msg.from_client_id == info.client_id and sub.opts.no_local:
@@ -79,7 +81,9 @@ def _log_refusals(broker, client, problems):
     """One line per SUBSCRIBE however many filters it had refused, and a count of each."""
     broker.stats.subscriptions_refused += len(problems)
     host, port = client.transport.peer
-    log.warning("refused subscriptions of client %r from %s:%s: %s", client.client_id, host, port, "; ".join(problems))
+    log.warning(
+        "refused subscriptions of client %r from %s:%s: %s", client.client_id, host, port, "; ".join(problems)
+    )
 
 
 def _refusal(broker, client, flt, opts):

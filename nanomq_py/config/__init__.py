@@ -37,6 +37,7 @@ __all__ = [
     "load_settings",
 ]
 
+
 def load_settings(conf_path=None, old_conf_path=None, env=os.environ, overrides=None):
     """Build `Settings` from a HOCON file or an old-style file, the environment and overrides.
 
