@@ -224,9 +224,12 @@ class Connection:
             self.conns.dirty.append(self)
 
     def send_buffered(self):
-        """One non-blocking send of everything buffered; hand the rest to a writer greenlet."""
-        if self.writer is not None or not self.out:
-            return
+        """Flush without waiting; a slow peer's rest goes to a writer greenlet."""
+        if self.writer is None and self.out and not self._send_once():
+            self.writer = gevent.spawn(self._drain)
+
+    def _send_once(self):
+        """One non-blocking send of everything buffered; True once nothing is left."""
         out = self.out
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
@@ -237,13 +240,11 @@ class Connection:
         except OSError:
             self.pending = 0
             self.abort()
-            return
-        if sent == len(data):
-            self.pending = 0
-            return
-        out.append(data[sent:])
+            return True
+        if sent < len(data):
+            out.append(data[sent:])
         self.pending = len(data) - sent
-        self.writer = gevent.spawn(self._drain)
+        return not out
 
     def _drain(self):
         """Wait for the slow peer's socket to accept the rest of the buffer."""
@@ -252,20 +253,7 @@ class Connection:
         try:
             while self.out:
                 hub.wait(watcher)
-                out = self.out
-                data = out[0] if len(out) == 1 else b"".join(out)
-                out.clear()
-                try:
-                    sent = self.sock.send(data)
-                except BlockingIOError:
-                    sent = 0
-                except OSError:
-                    self.pending = 0
-                    self.abort()
-                    return
-                if sent < len(data):
-                    out.append(data[sent:])
-                self.pending = len(data) - sent
+                self._send_once()
         finally:
             watcher.close()
             self.writer = None
