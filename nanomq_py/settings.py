@@ -115,6 +115,25 @@ class LogSettings:
     rotation_count: int = 5
 
 
+WEBHOOK_CLIENT_EVENTS = (
+    "on_client_connect",
+    "on_client_connack",
+    "on_client_connected",
+    "on_client_disconnected",
+    "on_client_subscribe",
+    "on_client_unsubscribe",
+    "on_session_subscribed",
+    "on_session_unsubscribed",
+    "on_session_terminated",
+)
+WEBHOOK_MESSAGE_EVENTS = (
+    "on_message_publish",
+    "on_message_delivered",
+    "on_message_acked",
+    "on_message_dropped",
+)
+
+
 @dataclass
 class WebhookRule:
     """`{event = "on_message_publish", topic = "nmq/#"}`; topic only for message events."""

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from nanomq_py.settings import WebhookRule, WebhookSettings, WebhookTls
+from nanomq_py.settings import (
+    WEBHOOK_CLIENT_EVENTS,
+    WEBHOOK_MESSAGE_EVENTS,
+    WebhookRule,
+    WebhookSettings,
+    WebhookTls,
+)
 
 from .context import object_list
 from .values import (
@@ -19,22 +25,7 @@ from .values import (
 )
 
 PAYLOAD_ENCODINGS = ("plain", "base64", "base62")
-WEBHOOK_EVENTS = (
-    "on_client_connect",
-    "on_client_connack",
-    "on_client_connected",
-    "on_client_disconnected",
-    "on_client_subscribe",
-    "on_client_unsubscribe",
-    "on_session_subscribed",
-    "on_session_unsubscribed",
-    "on_session_terminated",
-    "on_message_publish",
-    "on_message_delivered",
-    "on_message_acked",
-    "on_message_dropped",
-)
-_MESSAGE_EVENTS = ("on_message_publish", "on_message_delivered", "on_message_acked", "on_message_dropped")
+WEBHOOK_EVENTS = WEBHOOK_CLIENT_EVENTS + WEBHOOK_MESSAGE_EVENTS
 
 
 def read_webhook(section):
@@ -80,7 +71,7 @@ def _webhook_events(ctx, path, value):
         )
         topic = rule.take("topic", _webhook_topic, None)
         rule.finish()
-        if topic is not None and event not in _MESSAGE_EVENTS:
+        if topic is not None and event not in WEBHOOK_MESSAGE_EVENTS:
             where, key = ctx.locate(rule.path + ("topic",))
             ctx.warn(f"{where}: {key} is ignored: a topic only applies to message events, not {event}")
             topic = None

@@ -14,20 +14,9 @@ messages to every such rule.
 from __future__ import annotations
 
 from ..mqtt.topics import topic_matches
+from ..settings import WEBHOOK_CLIENT_EVENTS, WEBHOOK_MESSAGE_EVENTS
 
-CLIENT_EVENTS = (
-    "on_client_connect",
-    "on_client_connack",
-    "on_client_connected",
-    "on_client_disconnected",
-    "on_client_subscribe",
-    "on_client_unsubscribe",
-    "on_session_subscribed",
-    "on_session_unsubscribed",
-    "on_session_terminated",
-)
-MESSAGE_EVENTS = ("on_message_publish", "on_message_delivered", "on_message_acked", "on_message_dropped")
-EVENT_NAMES = CLIENT_EVENTS + MESSAGE_EVENTS
+EVENT_NAMES = WEBHOOK_CLIENT_EVENTS + WEBHOOK_MESSAGE_EVENTS
 
 
 def compile_rules(rules) -> dict[str, tuple[str, ...]]:
@@ -41,7 +30,7 @@ def compile_rules(rules) -> dict[str, tuple[str, ...]]:
         if rule.event not in EVENT_NAMES:
             raise ValueError(f"unknown webhook event {rule.event!r}; allowed: {', '.join(EVENT_NAMES)}")
         known = filters.setdefault(rule.event, [])
-        topic = "#" if rule.event in CLIENT_EVENTS or not rule.topic else rule.topic
+        topic = "#" if rule.event in WEBHOOK_CLIENT_EVENTS or not rule.topic else rule.topic
         if topic not in known:
             known.append(topic)
     compiled = {}
