@@ -33,6 +33,7 @@ typedef struct {
 
 typedef struct conn {
     int fd, is_sub, dirty, epoll_out;
+    size_t read_chunk; /* small for a handshake, READ_CHUNK once a read fills it */
     buf_t in, out;
 } conn_t;
 
@@ -152,12 +153,14 @@ static void on_packet(conn_t *c, const uint8_t *frame, size_t hdr, size_t rl) {
 }
 
 static void on_readable(conn_t *c) {
-    buf_reserve(&c->in, READ_CHUNK);
+    if (!c->read_chunk) c->read_chunk = 2048;
+    buf_reserve(&c->in, c->read_chunk);
     ssize_t n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
     if (n <= 0) {
         if (n == 0 || (errno != EAGAIN && errno != EINTR)) drop(c);
         return;
     }
+    if ((size_t)n == c->in.cap - c->in.len) c->read_chunk = READ_CHUNK;
     c->in.len += n;
     size_t p = c->in.off;
     while (c->fd >= 0 && c->in.len - p >= 2) {
