@@ -17,6 +17,7 @@ from ..mqtt.properties import NO_PROPERTIES, REASON_STRING
 from . import connect, publish, subscribe
 from .auth import Authenticator
 from .client import CLOSED, CONNECTED, NEW, Client
+from .flow import FlowControl
 from .retained import RetainedStore
 from .stats import Stats
 from .trie import SubscriptionTrie
@@ -45,6 +46,8 @@ class Broker:
         self.auth = Authenticator(settings.auth)
         self.acl_caches_expire_at = 0.0  # when HTTP ACL verdicts cached per connection go stale
         self.stats = Stats()
+        self.flow = FlowControl(mqtt.max_mqueue_len)
+        self.drop_warning_at = 0.0
         self.connections = set()  # every Client with an open network connection
         self.clients = {}  # client id -> connected Client
         self.sessions = {}  # client id -> Session (connected or kept)
@@ -59,6 +62,7 @@ class Broker:
         return client
 
     def packet_received(self, client, packet):
+        self.flow.current = client
         if client.state != CONNECTED:
             if client.state == NEW and packet.TYPE == 1:
                 connect.handle_connect(self, client, packet)
@@ -118,6 +122,7 @@ class Broker:
 
     def connection_lost(self, client, reason="tcp_closed"):
         """The transport's socket is gone; settle the session and the will."""
+        self.flow.current = None  # a will routed from here was published by nobody being read
         self.connections.discard(client)
         state = client.state
         client.state = CLOSED
@@ -130,6 +135,8 @@ class Broker:
             del self.clients[info.client_id]
         if session.client is client:
             session.client = None
+            if session in self.flow.sessions:
+                self.flow.drained(session)
         if reason != "takenover" and (session.inflight or session.queue):
             self._hand_over_shared(session)
         if client.will is not None:
@@ -224,7 +231,9 @@ class Broker:
         self.stats.dropped += 1
         if self.hooks is not None:
             self.hooks.on_message_dropped(session.info if session is not None else None, msg, reason)
-        if self.stats.dropped & 1023 == 1:
+        now = monotonic()
+        if now >= self.drop_warning_at:  # one line per 10 s however many are dropped
+            self.drop_warning_at = now + 10.0
             log.warning(
                 "dropped message on %r for %r: %s (%d dropped so far)",
                 msg.topic,
@@ -240,6 +249,7 @@ class Broker:
         session expiry, delayed wills and stale HTTP ACL verdicts. Called
         about once a second."""
         now = monotonic() if now is None else now
+        self.flow.current = None
         mqtt = self.settings.mqtt
         multiplier = mqtt.keepalive_multiplier
         connect_deadline = now - mqtt.connect_timeout
@@ -260,7 +270,11 @@ class Broker:
                 continue
             if state != CONNECTED:
                 continue
-            if client.keepalive and now - client.last_seen > client.keepalive * multiplier:
+            if (
+                client.keepalive
+                and now - client.last_seen > client.keepalive * multiplier
+                and not client.transport.paused  # held back by flow control, not silent
+            ):
                 self.server_disconnect(client, rc.KEEP_ALIVE_TIMEOUT, "keepalive_timeout")
                 continue
             session = client.session
@@ -275,6 +289,8 @@ class Broker:
             self.end_session(session, "expired")
         for session in [s for s in self.delayed_wills if s.will_at <= now]:
             publish_will(self, session)
+        if self.flow.sessions:
+            self.flow.release_stuck(now)
 
     def shutdown(self):
         """Close every connection as the server going down (v5: DISCONNECT 0x8B)."""

@@ -50,6 +50,7 @@ class Session:
         "pending_will",
         "will_at",
         "info",
+        "progress_at",
     )
 
     def __init__(self, broker, client_id):
@@ -66,6 +67,7 @@ class Session:
         self.pending_will = None  # will message waiting for its delay (v5)
         self.will_at = None
         self.info = None  # ClientInfo of the last connection, for events after it ended
+        self.progress_at = 0.0  # when the client last freed window space (acked): it is draining
 
     # -- delivery -----------------------------------------------------------
 
@@ -79,8 +81,13 @@ class Session:
             return
         if client is not None and not self.queue and len(self.inflight) < client.send_window:
             self._send_new(client, msg, qos, retain, sub_ids, group)
-        elif len(self.queue) < self.broker.max_mqueue_len:
+        elif len(self.queue) < self.broker.max_mqueue_len or (
+            # Draining while publishers are held back: room for what they sent before the hold.
+            self in self.broker.flow.sessions and len(self.queue) < 2 * self.broker.max_mqueue_len
+        ):
             self.queue.append((msg, qos, retain, sub_ids, group))
+            if client is not None and len(self.queue) >= self.broker.flow.high_water:
+                self.broker.flow.congested(self)
         else:
             self.broker.message_dropped(self, msg, "queue_full")
 
@@ -103,13 +110,16 @@ class Session:
         queue = self.queue
         if client is None:
             return
-        now = monotonic()
+        now = self.progress_at = monotonic()
         while queue and len(self.inflight) < client.send_window:
             msg, qos, retain, sub_ids, group = queue.popleft()
             if msg.expires_at is not None and now >= msg.expires_at:
                 self.broker.message_dropped(self, msg, "expired")
                 continue
             self._send_new(client, msg, qos, retain, sub_ids, group)
+        flow = self.broker.flow
+        if flow.sessions and len(queue) <= flow.low_water:
+            flow.drained(self)
 
     def take_shared(self):
         """Remove and return the shared-subscription messages the client has not

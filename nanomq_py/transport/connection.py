@@ -2,7 +2,7 @@
 greenlet of its own when the broker may wait), and a buffered, never-blocking
 write path.
 
-Reads take up to 64 KiB per wake-up and hand every complete packet to the
+Reads take up to 16 KiB per wake-up and hand every complete packet to the
 broker. Writes only append to the connection's buffer and mark it dirty; the
 buffers are flushed with one non-blocking send each at the end of the batch
 (ConnectionSet.flush), so a publisher's batch costs one syscall per subscriber. A
@@ -20,6 +20,7 @@ from time import monotonic
 
 import gevent
 from gevent import get_hub
+from gevent.event import Event
 
 from ..broker.client import CONNECTED
 from ..mqtt.codec import FrameReader
@@ -27,7 +28,7 @@ from ..mqtt.errors import MQTTError
 
 log = logging.getLogger("nanomq.transport")
 
-_READ_SIZE = 65536
+_READ_SIZE = 16384  # ~200 small PUBLISHes per wake-up; bounds what flow control must absorb
 # No CONNECT needs more (its client id, will, username and password are at most
 # 64 KiB each): until a client is connected, this bounds what a socket nobody has
 # authenticated can make the broker buffer; then max_packet_size applies.
@@ -75,6 +76,8 @@ class Connection:
         "linger_until",
         "filter",
         "watcher",
+        "paused",
+        "backlog",
     )
 
     def __init__(self, sock, peer, broker, conns, stream_filter=None):
@@ -91,6 +94,8 @@ class Connection:
         self.linger_until = None
         self.filter = stream_filter  # TLS / WebSocket layer: bytes in/out transformed, or None
         self.watcher = None  # read watcher in callback mode
+        self.paused = None  # while flow control holds reading back: True, or the Event a greenlet waits on
+        self.backlog = None  # packets read before a pause, handled on resume
         self.reader = FrameReader(min(broker.settings.mqtt.max_packet_size, _PRE_CONNECT_MAX_PACKET))
         self.client = broker.connection_made(self)
 
@@ -125,7 +130,31 @@ class Connection:
                 log.exception("connection from %s:%s failed", *self.peer)
                 reason = "internal_error"
         self.watcher.close()
+        self.watcher = None
         self._ended(reason)
+
+    def pause_reading(self):
+        """Flow control: read nothing more from this peer until resume_reading()."""
+        if self.paused is not None or self.closed:
+            return
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.paused = True
+        else:
+            self.paused = Event()
+
+    def resume_reading(self):
+        paused = self.paused
+        if paused is None:
+            return
+        self.paused = None
+        self.client.last_seen = monotonic()  # it was held back, not silent
+        if paused is not True:
+            paused.set()  # the connection's greenlet goes on, backlog first
+        elif self.backlog is not None:
+            get_hub().loop.run_callback(self._continue_backlog)  # not inside another client's handler
+        elif self.watcher is not None:
+            self.watcher.start(self._on_readable)
 
     def run(self):
         """The connection's greenlet (when the broker may wait): read and
@@ -136,6 +165,15 @@ class Connection:
         reason = "tcp_closed"
         try:
             while True:
+                if self.paused is not None:
+                    self.paused.wait()
+                if self.backlog is not None:
+                    backlog = self.backlog
+                    self.backlog = None
+                    if not self.closed:
+                        self._dispatch(backlog)
+                        self.conns.flush()
+                    continue
                 try:
                     data = sock.recv(_READ_SIZE)
                 except BlockingIOError:
@@ -181,15 +219,40 @@ class Connection:
                 broker.decode_failed(client, exc, data)
             flusher.flush()
             return
-        for packet in packets:
-            broker.packet_received(client, packet)
-            if self.closed:
-                break
+        self._dispatch(packets)
         if client.state == CONNECTED and reader.max_packet_size != broker.settings.mqtt.max_packet_size:
             reader.max_packet_size = broker.settings.mqtt.max_packet_size
         if stream_filter is not None and stream_filter.closing:
             self.close()  # e.g. a WebSocket close frame after the DISCONNECT it carried
         flusher.flush()
+
+    def _dispatch(self, packets):
+        """Hand packets to the broker in order. If flow control pauses this
+        connection midway, the rest waits in `backlog` for resume_reading():
+        a held publisher adds nothing more, not even what it already sent."""
+        broker = self.broker
+        client = self.client
+        for index, packet in enumerate(packets):
+            broker.packet_received(client, packet)
+            if self.closed:
+                return
+            if self.paused is not None and index + 1 < len(packets):
+                self.backlog = packets[index + 1 :]
+                return
+
+    def _continue_backlog(self):
+        """Callback mode, once resumed: the packets held back, then reading again."""
+        backlog = self.backlog
+        self.backlog = None
+        if not self.closed:
+            try:
+                self._dispatch(backlog)
+                self.conns.flush()
+            except Exception:
+                log.exception("connection from %s:%s failed", *self.peer)
+                self.abort()
+        if self.paused is None and self.watcher is not None:
+            self.watcher.start(self._on_readable)
 
     def _ended(self, reason):
         """The peer's side is gone (EOF, reset, failure): settle and free everything."""
@@ -267,6 +330,7 @@ class Connection:
         The broker is told at once; the socket lingers briefly for the peer."""
         if self.closed:
             return
+        self.resume_reading()  # the peer's EOF must be seen to free the socket
         if self.filter is not None:
             self.write_raw(self.filter.goodbye())  # WebSocket close frame, TLS close_notify
         self.closed = True
