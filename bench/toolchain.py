@@ -25,13 +25,21 @@ C_HELPERS = {
 _apt_updated = False
 
 
+def _run_quietly(argv: list[str]) -> None:
+    """Runs an install step; its chatter is shown only when it fails."""
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"[setup] failed: {' '.join(argv)}")
+
+
 def _apt_install(*packages: str) -> None:
     global _apt_updated
     print(f"[setup] apt-get install -y {' '.join(packages)}", file=sys.stderr)
     if not _apt_updated:
-        subprocess.run(["apt-get", "update", "-q"], check=False, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True)
         _apt_updated = True
-    subprocess.run(["apt-get", "install", "-y", "-q", *packages], check=True, stdout=subprocess.DEVNULL)
+    _run_quietly(["apt-get", "install", "-y", "-q", *packages])
 
 
 def ensure_mosquitto() -> str:
@@ -57,12 +65,8 @@ def ensure_amqtt() -> Path:
             return script
     print(f"[setup] installing amqtt=={AMQTT_VERSION} into {AMQTT_VENV}", file=sys.stderr)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", str(AMQTT_VENV)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"amqtt=={AMQTT_VERSION}"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    _run_quietly([sys.executable, "-m", "venv", str(AMQTT_VENV)])
+    _run_quietly([str(python), "-m", "pip", "install", "-q", f"amqtt=={AMQTT_VERSION}"])
     return script
 
 
@@ -72,11 +76,9 @@ def ensure_py_spy() -> Path:
     binary = venv / "bin" / "py-spy"
     if not binary.exists():
         print(f"[setup] installing py-spy=={PY_SPY_VERSION} into {venv}", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"py-spy=={PY_SPY_VERSION}"],
-            check=True,
-            stdout=subprocess.DEVNULL,
+        _run_quietly([sys.executable, "-m", "venv", str(venv)])
+        _run_quietly(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"py-spy=={PY_SPY_VERSION}"]
         )
     return binary
 
