@@ -2,9 +2,9 @@
 """nanomq_py's benchmark: every scenario of issue 6, side by side with Mosquitto and amqtt.
 
     python3 bench/run.py                       # full: medians of 5 runs (about 1.5 hours)
-    python3 bench/run.py --quick               # one short run of everything (a few minutes)
+    python3 bench/run.py --quick               # one short run of everything (about 3 minutes)
     python3 bench/run.py --brokers nanomq_py,mosquitto --scenarios fanin,latency --runs 3
-    python3 bench/run.py --idle-window 120     # idle-CPU window in seconds (default 60, 10 with --quick)
+    python3 bench/run.py --idle-window 120     # idle-CPU window in seconds (default 60, 5 with --quick)
     python3 bench/run.py --update-readme       # also keep the table in bench/README.md
 
 It installs what it lacks (mosquitto from Debian, amqtt into bench/.work/amqtt-venv,
@@ -66,7 +66,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--runs", type=int, help="runs per scenario and broker; the table shows medians (5; 1 quick)"
     )
-    ap.add_argument("--idle-window", type=float, help="seconds of the idle-CPU window (60; 10 quick)")
+    ap.add_argument("--idle-window", type=float, help="seconds of the idle-CPU window (60; 5 quick)")
     ap.add_argument(
         "--update-readme",
         action="store_true",

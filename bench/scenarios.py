@@ -53,8 +53,8 @@ FULL = Profile(
     flood_count=5_000_000, conn_counts=(1000, 5000, 10000), conn_bound_s=60, settle_s=2, idle_window_s=60,
 )  # fmt: skip
 QUICK = Profile(
-    load_s=3, flood_s=1, drain_s=10, flood_drain_s=10, fanin_count=500_000, fanout_count=300_000,
-    flood_count=2_000_000, conn_counts=(1000, 5000), conn_bound_s=15, settle_s=1, idle_window_s=10,
+    load_s=2, flood_s=1, drain_s=10, flood_drain_s=10, fanin_count=500_000, fanout_count=300_000,
+    flood_count=2_000_000, conn_counts=(1000, 5000), conn_bound_s=10, settle_s=1, idle_window_s=5,
 )  # fmt: skip
 
 FANIN_WINDOW = 500  # messages in flight, all publishers together
