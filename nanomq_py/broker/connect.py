@@ -106,10 +106,9 @@ def handle_connect(broker, client, packet):
 
     old = broker.clients.get(client_id)
     if old is not None and old is not client:
+        # Closing settles the old connection at once (connection_lost), so the
+        # new one owns the client id and the session from here on.
         broker.server_disconnect(old, rc.SESSION_TAKEN_OVER, "takenover")
-        # The old connection's socket may close later; forget it now so the
-        # new connection owns the client id and the session.
-        broker.connection_lost(old, "takenover")
 
     session, present = _attach_session(broker, client, packet, props)
     ack_props = _connack_properties(broker, client, session, assigned, client_id) if v5 else NO_PROPERTIES
