@@ -48,6 +48,7 @@ from scenarios import (
 
 RESULTS_DIR = toolchain.BENCH_DIR / "results"
 CEILING_MULTIPLE = 3.0
+CEILING_LOAD_S = 3
 README_BEGIN, README_END = "<!-- latest-results:begin -->", "<!-- latest-results:end -->"
 BUSY_LOAD = 0.5  # 1-minute load average above which the machine is not quiet enough to trust
 CEILING_LOADS = {  # metric -> the same loadgen arguments as the scenario, driven against the forwarder
@@ -126,20 +127,34 @@ def machine_info() -> dict:
     }
 
 
-def measure_ceiling(profile: Profile) -> dict:
-    """What the load generator reaches against the do-nothing forwarder, plus its latency floor."""
+def measure_ceiling(attempts: int) -> dict:
+    """What the load generator reaches against the do-nothing forwarder, plus its latency floor.
+    Noise on a shared machine only ever lowers a ceiling, so each figure is the best of a few tries."""
     ceiling = {}
-    seconds = max(profile.load_s, 3)
     with Forwarder() as fw:
         for metric, (mode, opts) in CEILING_LOADS.items():
-            load_core = procfs.CoreBusy(int(LOAD_CORE))
-            r = loadgen(mode, fw.port, seconds + 60, duration=seconds, count=50_000_000, stall=3, **opts)
-            ceiling[metric] = r["rate"]
-            ceiling[f"{metric}_load_core_busy_pct"] = load_core.percent()
-        r = loadgen(
-            "latency", fw.port, seconds + 60, qos=0, rate=1000, duration=seconds, spin=1, count=100_000
-        )
-        ceiling["latency_floor_p99_ms"] = r["p99_us"] / 1000
+            for _ in range(attempts):
+                load_core = procfs.CoreBusy(int(LOAD_CORE))
+                r = loadgen(mode, fw.port, CEILING_LOAD_S + 60, duration=CEILING_LOAD_S, count=50_000_000, stall=3,
+                            **opts)  # fmt: skip
+                if r["rate"] > ceiling.get(metric, 0):
+                    ceiling[metric] = r["rate"]
+                    ceiling[f"{metric}_load_core_busy_pct"] = load_core.percent()
+        floors = [
+            loadgen(
+                "latency",
+                fw.port,
+                CEILING_LOAD_S + 60,
+                qos=0,
+                rate=1000,
+                duration=CEILING_LOAD_S,
+                spin=1,
+                count=100_000,
+            )["p99_us"]
+            / 1000  # fmt: skip
+            for _ in range(attempts)
+        ]
+        ceiling["latency_floor_p99_ms"] = min(floors)
     return ceiling
 
 
@@ -249,7 +264,7 @@ def main() -> None:
     with open(out_path, "w") as out:
         out.write(json.dumps({"type": "machine", **info}) + "\n")
         print("[bench] measuring the load generator's ceiling", file=sys.stderr)
-        ceiling = measure_ceiling(profile)
+        ceiling = measure_ceiling(attempts=2 if args.quick else 3)
         out.write(json.dumps({"type": "ceiling", **ceiling}) + "\n")
         samples, errors = run_scenarios(out, profile, runs, broker_names, scenario_names, log_dir)
         values = report.medians(samples)
