@@ -10,7 +10,9 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
-VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "nanomq_py" / "__init__.py").read_text(), re.M).group(1)
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "nanomq_py" / "__init__.py").read_text(), re.M
+).group(1)
 README = HERE / "README.md"
 
 setup(
