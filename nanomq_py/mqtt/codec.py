@@ -54,6 +54,7 @@ from .properties import (
     decode_binary,
     decode_properties,
     decode_utf8,
+    decode_varint,
     encode_binary,
     encode_properties,
     encode_utf8,
@@ -497,21 +498,6 @@ def _decode_other(first: int, data, start: int, end: int, version: int):
     return _DECODERS[packet_type](data, start, end, version)
 
 
-def _remaining_length(data, offset: int, size: int):
-    """Multi-byte remaining length at ``offset``: (length, body_start), or None while still incomplete."""
-    value = 0
-    shift = 0
-    for index in range(offset, min(offset + 4, size)):
-        byte = data[index]
-        value |= (byte & 0x7F) << shift
-        if byte < 128:
-            return value, index + 1
-        shift += 7
-    if size - offset >= 4:
-        raise MalformedPacket("remaining length longer than 4 bytes")
-    return None
-
-
 class FrameReader:
     """Incremental decoder of one connection's byte stream: ``feed(bytes) -> [packet, ...]``.
 
@@ -555,7 +541,7 @@ class FrameReader:
                 start = pos + 2
                 length = data[pos + 1]
                 if length > 127:
-                    header = _remaining_length(data, pos + 1, size)
+                    header = decode_varint(data, pos + 1, size, True, "remaining length")
                     if header is None:
                         needed = size - pos + 1
                         break

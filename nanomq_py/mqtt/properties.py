@@ -114,8 +114,10 @@ def encode_varint(value: int) -> bytes:
     return bytes(out)
 
 
-def decode_varint(data, offset: int, end: int) -> tuple[int, int]:
-    """Decode a Variable Byte Integer at ``offset``; MalformedPacket if truncated or longer than 4 bytes."""
+def decode_varint(data, offset: int, end: int, partial_ok: bool = False, what: str = "variable byte integer"):
+    """Decode a Variable Byte Integer at ``offset`` -> (value, next offset); MalformedPacket naming
+    ``what`` if longer than 4 bytes, and if truncated unless ``partial_ok`` (then None: more bytes
+    are coming)."""
     value = 0
     shift = 0
     for index in range(offset, min(offset + 4, end)):
@@ -125,8 +127,10 @@ def decode_varint(data, offset: int, end: int) -> tuple[int, int]:
             return value, index + 1
         shift += 7
     if end - offset >= 4:
-        raise MalformedPacket("variable byte integer longer than 4 bytes")
-    raise MalformedPacket("truncated variable byte integer")
+        raise MalformedPacket(f"{what} longer than 4 bytes")
+    if partial_ok:
+        return None
+    raise MalformedPacket(f"truncated {what}")
 
 
 def encode_utf8(text: str) -> bytes:
