@@ -18,7 +18,7 @@ from ..mqtt.topics import validate_topic_name
 from .client import CONNECTED
 from .message import Message
 
-_PUBACK_V3 = {}  # packet id -> encoded 3.1.1 PUBACK, shared by every client
+_PUBACK_V3 = b"\x40\x02"  # a 3.1/3.1.1 PUBACK's fixed header; the packet id follows
 
 
 def handle_publish(broker, client, packet):
@@ -76,11 +76,7 @@ def handle_publish(broker, client, packet):
         if v5:
             client.send(Puback(packet.packet_id, rc.SUCCESS if matched else rc.NO_MATCHING_SUBSCRIBERS))
         else:
-            pid = packet.packet_id
-            data = _PUBACK_V3.get(pid)
-            if data is None:
-                data = _PUBACK_V3[pid] = b"\x40\x02" + pid.to_bytes(2, "big")
-            client.write(data)
+            client.write(_PUBACK_V3 + packet.packet_id.to_bytes(2, "big"))
     elif qos == 2:
         code = rc.SUCCESS if matched or not v5 else rc.NO_MATCHING_SUBSCRIBERS
         client.send(Pubrec(packet.packet_id, code))
