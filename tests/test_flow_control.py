@@ -63,3 +63,47 @@ def test_a_subscriber_that_stops_reading_does_not_hold_publishers(broker_factory
     assert acked == [PER_PUBLISHER]
     broker.wait_for_output(r"dropped message on .* queue_full")
     stuck.close()
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def test_a_stalled_qos1_subscriber_gets_its_output_buffer_then_its_queue_in_order(broker_factory):
+    """QoS 1/2 output is bounded like QoS 0: past max_outgoing_bytes the
+    messages wait in the session's queue (max_mqueue_len) and the rest is
+    dropped, instead of the whole inflight window being copied into the
+    connection's buffer. Once the subscriber reads, it gets a gap-free prefix."""
+    broker = broker_factory("mqtt { max_mqueue_len = 100, max_outgoing_bytes = 64KB }")
+    topic = unique_id("flow/stalled")
+    stalled = RawClient(broker, timeout=30, receive_buffer=4096)
+    stalled.connect(unique_id("stalled"))
+    assert stalled.subscribe((topic, 1)) == [1]
+    baseline = _rss_kb(broker.proc.pid)
+    total = 2000  # 20 MB; the kernel's socket buffers hold at most ~4 MB of it
+    filler = b"z" * 10_000
+    with RawClient(broker, timeout=30) as publisher:
+        publisher.connect(unique_id("pub"))
+        for n in range(total):
+            publisher.send(Publish(topic, b"%06d" % n + filler, 1, packet_id=n % 60000 + 1))
+            if n % 100 == 99:
+                publisher.take(Puback, n % 60000 + 1)
+        broker.wait_for_output(r"dropped message on .* queue_full")
+        grown = _rss_kb(broker.proc.pid) - baseline
+        received = []
+        while True:
+            try:
+                message = stalled.recv(timeout=2)
+            except AssertionError:
+                break  # nothing more within 2 s: the queue is empty
+            if isinstance(message, Publish):
+                stalled.send(Puback(message.packet_id))
+                received.append(int(message.payload[:6]))
+        assert received == list(range(len(received))), "a gap or reordering before the drops"
+        assert 100 <= len(received) < total
+        publisher.send(Publish(topic, b"after", 1, packet_id=1))
+        assert stalled.expect(Publish).payload == b"after"
+    stalled.close()
+    print(f"\nstalled QoS 1 subscriber: {len(received)} of {total} delivered, VmRSS grew {grown} kB")
+    assert grown < 8 * 1024, "the broker buffered the stalled subscriber's whole window"

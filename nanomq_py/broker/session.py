@@ -2,9 +2,12 @@
 
 Subscriptions, QoS 1/2 messages in flight to the client (bounded by the
 inflight window and the client's Receive Maximum), messages waiting for a
-window slot or for the client to come back (bounded by max_mqueue_len; the
-overflow is dropped and counted), and QoS 2 packet ids received but not yet
-released. Writing goes through the attached Client; with none attached the
+window slot, for room in the connection's output buffer (max_outgoing_bytes)
+or for the client to come back (bounded by max_mqueue_len; the overflow is
+dropped and counted), and QoS 2 packet ids received but not yet released.
+Waiting in the queue rather than the output buffer keeps one shared Message
+per subscriber instead of a private copy of its bytes, and lets flow control
+see a subscriber that reads slowly. Writing goes through the attached Client; with none attached the
 session only queues.
 """
 
@@ -79,7 +82,12 @@ class Session:
             if client is not None:
                 client.send_publish(msg, 0, retain, sub_ids, 0)
             return
-        if client is not None and not self.queue and len(self.inflight) < client.send_window:
+        if (
+            client is not None
+            and not self.queue
+            and len(self.inflight) < client.send_window
+            and client.transport.pending <= self.broker.max_outgoing_bytes
+        ):
             self._send_new(client, msg, qos, retain, sub_ids, group)
         elif len(self.queue) < self.broker.max_mqueue_len or (
             # Draining while publishers are held back: room for what they sent before the hold.
@@ -105,13 +113,18 @@ class Session:
         return pid
 
     def fill_window(self):
-        """Move queued messages into flight while the window has room."""
+        """Move queued messages into flight while the window and the output
+        buffer have room. Called on acks and when the output buffer drains."""
         client = self.client
         queue = self.queue
         if client is None:
             return
         now = self.progress_at = monotonic()
-        while queue and len(self.inflight) < client.send_window:
+        transport = client.transport
+        limit = self.broker.max_outgoing_bytes
+        inflight = self.inflight
+        window = client.send_window
+        while queue and len(inflight) < window and transport.pending <= limit:
             msg, qos, retain, sub_ids, group = queue.popleft()
             if msg.expires_at is not None and now >= msg.expires_at:
                 self.broker.message_dropped(self, msg, "expired")

@@ -8,7 +8,8 @@ buffers are flushed with one non-blocking send each at the end of the batch
 (ConnectionSet.flush), so a publisher's batch costs one syscall per subscriber. A
 subscriber whose socket is full gets a writer greenlet that waits for it; the
 publisher never waits. Output is bounded by the broker (QoS 0 dropped past
-max_outgoing_bytes, QoS 1/2 held in the session's bounded queue).
+max_outgoing_bytes, QoS 1/2 held in the session's bounded queue until the
+buffer is back under it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _READ_SIZE = 16384  # ~200 small PUBLISHes per wake-up; bounds what flow control
 # 64 KiB each): until a client is connected, this bounds what a socket nobody has
 # authenticated can make the broker buffer; then max_packet_size applies.
 _PRE_CONNECT_MAX_PACKET = 512 * 1024
+_SEND_CHUNK = 256 * 1024  # bytes joined for one send() to a peer with a backlog
 _LINGER = 2.0  # seconds a closed connection may take to drain before it is cut
 
 
@@ -288,25 +290,48 @@ class Connection:
 
     def send_buffered(self):
         """Flush without waiting; a slow peer's rest goes to a writer greenlet."""
-        if self.writer is None and self.out and not self._send_once():
-            self.writer = gevent.spawn(self._drain)
+        if self.writer is None and self.out:
+            if self._send_once():
+                self._output_room()
+            else:
+                self.writer = gevent.spawn(self._drain)
+
+    def _output_room(self):
+        """The buffer is under max_outgoing_bytes again: QoS 1/2 messages that
+        waited in the session's queue for room go out now."""
+        session = self.client.session
+        if session is not None and session.queue and not self.closed:
+            session.fill_window()
 
     def _send_once(self):
-        """One non-blocking send of everything buffered; True once nothing is left."""
+        """One non-blocking send of what is buffered (at most about _SEND_CHUNK
+        of it, so a slow peer's full buffer is not copied on every wake-up);
+        True once nothing is left. An unsent rest is kept as a memoryview: no copy."""
         out = self.out
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
+        if len(out) == 1:
+            data = out.pop()
+        elif self.pending <= _SEND_CHUNK:
+            data = b"".join(out)
+            out.clear()
+        else:
+            taken = count = 0
+            while taken < _SEND_CHUNK:
+                taken += len(out[count])
+                count += 1
+            data = b"".join(out[:count])
+            del out[:count]
         try:
             sent = self.sock.send(data)
         except BlockingIOError:
             sent = 0
         except OSError:
+            out.clear()
             self.pending = 0
             self.abort()
             return True
         if sent < len(data):
-            out.append(data[sent:])
-        self.pending = len(data) - sent
+            out.insert(0, memoryview(data)[sent:])
+        self.pending -= sent
         return not out
 
     def _drain(self):
@@ -314,9 +339,13 @@ class Connection:
         hub = get_hub()
         watcher = hub.loop.io(self.sock.fileno(), 2)
         try:
+            limit = self.broker.max_outgoing_bytes
             while self.out:
                 hub.wait(watcher)
                 self._send_once()
+                if self.pending <= limit:
+                    self._output_room()
+                    self.conns.flush()
         finally:
             watcher.close()
             self.writer = None
