@@ -3,6 +3,7 @@ edge-case responses, byte for byte; each is either parsed right or refused as a
 connection error, and none makes the reader hang past its deadline."""
 
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -36,6 +37,7 @@ class ScriptedServer:
         self.port = self._listener.getsockname()[1]
         self.connections = 0
         self.requests = []
+        self._unread = {}  # socket -> bytes received past the last request read
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -53,8 +55,9 @@ class ScriptedServer:
             self._handle(self, sock)
 
     def read_request(self, sock) -> bool:
-        """Read one request (head and Content-Length body) into self.requests; False at EOF."""
-        data = b""
+        """Read one request (head and Content-Length body) into self.requests; False at EOF.
+        Bytes past it (pipelined requests) are kept for the next call on that socket."""
+        data = self._unread.pop(sock, b"")
         while b"\r\n\r\n" not in data:
             more = sock.recv(65536)
             if not more:
@@ -68,6 +71,7 @@ class ScriptedServer:
         )
         while len(body) < length:
             body += sock.recv(65536)
+        body, self._unread[sock] = body[:length], body[length:]
         self.requests.append(head + b"\r\n\r\n" + body)
         return True
 
@@ -429,3 +433,149 @@ def test_keep_alive_to_a_real_http_server_reuses_one_connection():
         assert [sender.post(b"{}") for _ in range(5)] == [200] * 5
         requests = sink.wait_for(5)
     assert len({request.peer_port for request in requests}) == 1
+
+
+# Pipelining: several POSTs in one write, the answers read in order.
+
+CLOSE = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+
+
+def status_reply(status):
+    return b"HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n" % status
+
+
+def answer_after(count, *answers):
+    """A handler that reads `count` requests before answering any (a client that waits for
+    each answer before sending the next request would hang), then writes `answers` at once."""
+
+    def handle(server, sock):
+        for _ in range(count):
+            server.read_request(sock)
+        sock.sendall(b"".join(answers))
+        while server.read_request(sock):
+            sock.sendall(OK)
+
+    return handle
+
+
+def test_post_batch_pipelines_the_bodies_and_reads_the_answers_in_order():
+    replies_ = [status_reply(200), status_reply(503), status_reply(204), OK]
+    with (
+        ScriptedServer(answer_after(4, *replies_)) as server,
+        sender_for(settings_for(server.port)) as sender,
+    ):
+        statuses, error = sender.post_batch([b'{"n":%d}' % n for n in range(4)])
+        assert (statuses, error) == ([200, 503, 204, 200], None)
+        assert sender.post(b"{}") == 200  # the connection is in step for the next exchange
+    assert [request.rpartition(b"\r\n\r\n")[2] for request in server.requests[:4]] == [
+        b'{"n":%d}' % n for n in range(4)
+    ]
+    assert server.connections == 1
+
+
+def test_pipelining_starts_once_the_endpoint_kept_a_connection_open():
+    with ScriptedServer(keep_alive()) as server:
+        sender = HttpSender(settings_for(server.port), pipeline_depth=8)
+        try:
+            assert sender.batch_limit == 1
+            assert sender.post(b"{}") == 200
+            assert sender.batch_limit == 8
+        finally:
+            sender.close()
+
+
+def test_an_endpoint_that_closes_with_requests_unanswered_ends_the_batch_and_the_pipelining():
+    def close_after_one(server, sock):
+        server.read_request(sock)
+        server.read_request(sock)
+        sock.sendall(CLOSE)
+
+    with ScriptedServer(keep_alive()) as server:
+        sender = HttpSender(settings_for(server.port), pipeline_depth=8)
+        try:
+            assert sender.post(b"{}") == 200
+            assert sender.batch_limit == 8
+        finally:
+            sender.close()
+    with ScriptedServer(close_after_one) as server:
+        sender = HttpSender(settings_for(server.port), pipeline_depth=8)
+        sender.batch_limit = 8
+        try:
+            assert sender.post_batch([b"{}", b"{}", b"{}"]) == ([200], None)
+            assert sender.batch_limit == 1
+        finally:
+            sender.close()
+
+
+def test_a_connection_lost_mid_batch_gives_the_answers_so_far_and_the_error():
+    def answer_one_then_vanish(server, sock):
+        for _ in range(3):
+            server.read_request(sock)
+        sock.sendall(OK)
+
+    with ScriptedServer(answer_one_then_vanish) as server, sender_for(settings_for(server.port)) as sender:
+        statuses, error = sender.post_batch([b"{}", b"{}", b"{}"])
+    assert statuses == [200]
+    assert isinstance(error, MalformedResponse)
+
+
+def _hook_for(port, **overrides):
+    settings = settings_for(port, events=[WebhookRule("on_message_publish")], pool_size=1, **overrides)
+    hook = WebHook(settings)
+    hook.start()
+    return hook
+
+
+def _publish(hook, numbers):
+    for number in numbers:
+        hook.on_message_publish(Message("t", b"%d" % number, 0, False, from_client_id="c", from_username="u"))
+
+
+def _wait_delivered(hook, count, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while hook.counters()["delivered"] < count:
+        assert time.monotonic() < deadline, f"only {hook.counters()} in time"
+        gevent.sleep(0.005)
+
+
+def _payloads(server):
+    return [int(json.loads(request.rpartition(b"\r\n\r\n")[2])["payload"]) for request in server.requests]
+
+
+def test_a_burst_of_one_client_goes_out_pipelined_in_order():
+    def one_then_bursts_of_ten(server, sock):
+        server.read_request(sock)
+        sock.sendall(OK)
+        answer_after(10, *[OK] * 10)(server, sock)
+
+    with ScriptedServer(one_then_bursts_of_ten) as server:
+        hook = _hook_for(server.port)
+        try:
+            _publish(hook, [0])
+            _wait_delivered(hook, 1)
+            _publish(hook, range(1, 11))  # queued in one go: the worker finds all ten waiting
+            _wait_delivered(hook, 11)
+        finally:
+            hook.stop(timeout=5)
+    assert _payloads(server) == list(range(11))
+    assert server.connections == 1
+    assert hook.counters() == {"queued": 11, "delivered": 11, "retried": 0, "failed": 0, "dropped": 0}
+
+
+def test_a_failed_post_in_a_burst_is_sent_again_with_everything_after_it():
+    def fail_the_second_of_a_burst(server, sock):
+        server.read_request(sock)
+        sock.sendall(OK)
+        answer_after(5, OK, status_reply(503), OK, OK, OK)(server, sock)
+
+    with ScriptedServer(fail_the_second_of_a_burst) as server:
+        hook = _hook_for(server.port, retry_backoff=0.01)
+        try:
+            _publish(hook, [0])
+            _wait_delivered(hook, 1)
+            _publish(hook, range(1, 6))
+            _wait_delivered(hook, 6)
+        finally:
+            hook.stop(timeout=5)
+    assert _payloads(server) == [0, 1, 2, 3, 4, 5, 2, 3, 4, 5]
+    assert hook.counters() == {"queued": 6, "delivered": 6, "retried": 4, "failed": 0, "dropped": 0}

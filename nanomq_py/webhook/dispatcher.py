@@ -2,14 +2,20 @@
 
 Plan: submit() puts a small tuple (body builder, its arguments, payload size)
 on the queue of worker `hash(client id) % pool_size` and returns; it never
-waits. Each worker takes its own queue in order, builds the body and POSTs it,
-retrying in place, so the events of one client reach the endpoint in the order
-they happened, and a slow client key delays only the keys that share its worker.
+waits. Each worker takes its own queue in order, builds the bodies and POSTs
+them, retrying in place, so the events of one client reach the endpoint in the
+order they happened, and a slow client key delays only the keys that share its
+worker. A worker that finds several events waiting POSTs them together,
+pipelined on one keep-alive connection (one round trip for the burst, the
+responses read in order); a retry sends the failed event and the rest of its
+burst again, so the order holds (see _deliver).
 
 Bounds: across all queues at most `queue_size` events and
 QUEUED_PAYLOAD_BYTES_LIMIT payload bytes wait at once (the queues hold
 references to payloads the broker would otherwise have freed); beyond that an
-event is dropped and counted. Only pool_size bodies exist at any time.
+event is dropped and counted. Bodies exist only for the batches being sent:
+pool_size of them, each at most PIPELINE_DEPTH events and about
+BATCH_PAYLOAD_BYTES of payload.
 
 Counters are cumulative: `queued` counts the events accepted by submit(), and
 every produced event ends up in exactly one of delivered, failed and dropped,
@@ -32,6 +38,10 @@ from .throttled_log import ThrottledWarning
 log = logging.getLogger("nanomq.webhook")
 
 QUEUED_PAYLOAD_BYTES_LIMIT = 32 * 1024 * 1024
+# A worker with a backlog POSTs up to this many of its queued events at once,
+# pipelined on one connection, with at most about BATCH_PAYLOAD_BYTES of payload.
+PIPELINE_DEPTH = 32
+BATCH_PAYLOAD_BYTES = 64 * 1024
 _STOP = object()
 
 
@@ -107,7 +117,7 @@ class Dispatcher:
         """Events handed over before start() wait in the queues; starting twice changes nothing."""
         if self._pool is not None:
             return
-        self._sender = HttpSender(self._settings)
+        self._sender = HttpSender(self._settings, PIPELINE_DEPTH)
         self._pool = gevent.pool.Pool(self._workers)
         for queue in self._queues:
             self._pool.spawn(self._work, queue)
@@ -142,50 +152,84 @@ class Dispatcher:
             item = queue.get()
             if item is _STOP:
                 return
-            build, args, size = item
+            batch = [item]
+            payload_bytes = item[2]
+            limit = self._sender.batch_limit
+            stop = False
+            while len(batch) < limit and payload_bytes < BATCH_PAYLOAD_BYTES and queue.qsize():
+                item = queue.get_nowait()
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+                payload_bytes += item[2]
             try:
-                self._deliver(build, args)
-            except gevent.GreenletExit:
-                self.counters.dropped += 1  # killed while sending at the end of the drain
-                raise
+                self._deliver(batch)
             finally:
-                self._finish(size)
+                for _, _, size in batch:
+                    self._finish(size)
+            if stop:
+                return
 
     def _finish(self, size: int) -> None:
         self._pending -= 1
         self._pending_bytes -= size
 
-    def _deliver(self, build, args) -> None:
+    def _deliver(self, batch) -> None:
+        """POST the batch's events in order, pipelined when there are several.
+
+        When one meets 429, 5xx or a connection error, it and every event after
+        it in the batch are sent again, in order, after a back-off, even those
+        the endpoint already accepted: the endpoint may see an event twice, but
+        the last time it sees each event, it has seen every earlier event of
+        that client before it (a state kept from the POSTs ends right)."""
+        work = [[body, 0] for body in map(self._body, batch) if body is not None]  # [body, failed tries]
         try:
-            body = build(*args)
+            while work:
+                statuses, error = self._sender.post_batch([body for body, _ in work])
+                cut = None
+                for index, status in enumerate(statuses):
+                    if 200 <= status < 300:
+                        self.counters.delivered += 1
+                    elif status != 429 and status < 500:
+                        self._fail(
+                            "webhook POST to %s answered HTTP %d: event not delivered", self._url, status
+                        )
+                    else:
+                        cut, problem = index, f"HTTP {status}"
+                        break
+                if cut is None:
+                    cut = len(statuses)
+                    if error is None:  # all answered, or the endpoint closed the connection on the rest
+                        work = work[cut:]
+                        continue
+                    problem = _describe(error)
+                work = work[cut:]
+                head = work[0]
+                head[1] += 1
+                if head[1] > self._settings.max_retries:
+                    self._fail(
+                        "webhook POST to %s failed after %d attempt(s): %s", self._url, head[1], problem
+                    )
+                    del work[0]
+                    continue
+                log.debug("webhook POST to %s: %s, sending %d again", self._url, problem, len(work))
+                self.counters.retried += len(work)
+                gevent.sleep(self._settings.retry_backoff * (2 ** (head[1] - 1)))
+        except gevent.GreenletExit:
+            self.counters.dropped += len(work)  # killed while sending at the end of the drain
+            raise
+
+    def _body(self, item):
+        """The POST body of a queued event, or None (counted as failed) if it cannot be built."""
+        build, args, _ = item
+        try:
+            return build(*args)
         except PayloadTooLarge as exc:
             self._fail("webhook event not sent: %s; use body.encoding = base64 for large payloads", exc)
-            return
         except Exception as exc:
             self._fail("webhook event not sent: building its body failed: %r", exc)
-            return
-        settings = self._settings
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                status = self._sender.post(body)
-            except Exception as exc:
-                problem = _describe(exc)
-            else:
-                if 200 <= status < 300:
-                    self.counters.delivered += 1
-                    return
-                if status != 429 and status < 500:
-                    self._fail("webhook POST to %s answered HTTP %d: event not delivered", self._url, status)
-                    return
-                problem = f"HTTP {status}"
-            if tries > settings.max_retries:
-                self._fail("webhook POST to %s failed after %d attempt(s): %s", self._url, tries, problem)
-                return
-            log.debug("webhook POST to %s: %s, retrying", self._url, problem)
-            self.counters.retried += 1
-            gevent.sleep(settings.retry_backoff * (2 ** (tries - 1)))
+        return None
 
     def _fail(self, message: str, *args) -> None:
         self.counters.failed += 1

@@ -1,4 +1,5 @@
-"""Reads one HTTP/1.x response from a socket: its status, and whether the connection can be reused.
+"""Reads HTTP/1.x responses from a socket: their status, and whether the connection can be reused;
+one (read_response), or those to pipelined requests, in order (ResponseStream).
 
 Why not http.client: profiling the webhook's POST path (3,000 POSTs to a local
 sink) put about 55% of its CPU in http.client's HTTPResponse.begin, which hands
@@ -14,8 +15,8 @@ chunk. Anything else, and EOF before the response is complete, raises
 MalformedResponse; the caller drops the connection and counts a connection
 error.
 
-Bounded, whatever the endpoint sends: the whole response must arrive within
-`timeout` seconds from the first recv (a deadline, not a per-recv timeout, so
+Bounded, whatever the endpoint sends: each whole response must arrive within
+`timeout` seconds from the first recv for it (a deadline, not a per-recv timeout, so
 trickling bytes cannot stretch it); the head and the trailers may not exceed
 MAX_HEAD_BYTES, a chunk-size line MAX_CHUNK_LINE_BYTES, and at most
 MAX_INTERIM_RESPONSES 1xx replies are skipped. Bodies are discarded as they
@@ -29,7 +30,7 @@ from __future__ import annotations
 import re
 from time import monotonic
 
-__all__ = ["MAX_DRAINED_BODY_BYTES", "MAX_HEAD_BYTES", "MalformedResponse", "read_response"]
+__all__ = ["MAX_DRAINED_BODY_BYTES", "MAX_HEAD_BYTES", "MalformedResponse", "ResponseStream", "read_response"]
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_CHUNK_LINE_BYTES = 1024
@@ -54,28 +55,54 @@ def read_response(sock, timeout: float) -> tuple[int, bool]:
     bytes follow the response. Raises MalformedResponse, or TimeoutError / OSError
     from the socket.
     """
-    reader = _Reader(sock, monotonic() + timeout)
-    for _ in range(MAX_INTERIM_RESPONSES + 1):
-        status, reusable, framing, length = _parse_head(reader.head())
-        if status >= 200:
-            break
-        if status == 101:
-            raise MalformedResponse("101 Switching Protocols was not asked for")
-    else:
-        raise MalformedResponse(f"more than {MAX_INTERIM_RESPONSES} interim (1xx) responses")
-    if status in _NO_BODY_STATUSES:
-        pass
-    elif framing == "length":
-        if length > MAX_DRAINED_BODY_BYTES:
+    responses = ResponseStream(sock, timeout)
+    status, reusable = responses.next()
+    return status, reusable and not responses.leftover
+
+
+class ResponseStream:
+    """The responses to requests pipelined on one connection, read in order.
+
+    next() reads the next complete response (each within `timeout` seconds of
+    being asked for) and returns (status, reusable); bytes received past it
+    are kept for the one after. `leftover` tells whether any such bytes are
+    still unread once every expected response has been taken.
+    """
+
+    __slots__ = ("_reader", "_timeout")
+
+    def __init__(self, sock, timeout: float):
+        self._reader = _Reader(sock, 0.0)
+        self._timeout = timeout
+
+    @property
+    def leftover(self) -> bool:
+        return bool(self._reader.buffer)
+
+    def next(self) -> tuple[int, bool]:
+        reader = self._reader
+        reader.deadline = monotonic() + self._timeout
+        for _ in range(MAX_INTERIM_RESPONSES + 1):
+            status, reusable, framing, length = _parse_head(reader.head())
+            if status >= 200:
+                break
+            if status == 101:
+                raise MalformedResponse("101 Switching Protocols was not asked for")
+        else:
+            raise MalformedResponse(f"more than {MAX_INTERIM_RESPONSES} interim (1xx) responses")
+        if status in _NO_BODY_STATUSES:
+            pass
+        elif framing == "length":
+            if length > MAX_DRAINED_BODY_BYTES:
+                return status, False
+            reader.skip(length)
+        elif framing == "chunked":
+            if not reader.skip_chunked():
+                return status, False
+        else:
+            reader.skip_to_eof()
             return status, False
-        reader.skip(length)
-    elif framing == "chunked":
-        if not reader.skip_chunked():
-            return status, False
-    else:
-        reader.skip_to_eof()
-        return status, False
-    return status, reusable and not reader.buffer
+        return status, reusable
 
 
 def _parse_head(head: bytes) -> tuple[int, bool, str, int]:
@@ -134,16 +161,16 @@ def _content_length(lengths: bytes) -> int:
 class _Reader:
     """A socket with the bytes received but not yet consumed, and the response's deadline."""
 
-    __slots__ = ("_sock", "_deadline", "buffer")
+    __slots__ = ("_sock", "deadline", "buffer")
 
     def __init__(self, sock, deadline: float):
         self._sock = sock
-        self._deadline = deadline
+        self.deadline = deadline
         self.buffer = bytearray()
 
     def _recv(self, size: int) -> bytes:
         """At most `size` bytes; b"" at EOF; TimeoutError past the deadline."""
-        remaining = self._deadline - monotonic()
+        remaining = self.deadline - monotonic()
         if remaining <= 0:
             raise TimeoutError("timed out")
         self._sock.settimeout(remaining)

@@ -8,7 +8,9 @@ http.client's header parsing through the email package), which capped the
 webhook near 1,100 POSTs/s on one core. The POST itself is always the same
 request but for the body, so here the request head is encoded once at start-up
 and each POST is one sendall; the response is read by http_response's small
-strict reader.
+strict reader. Under load several POSTs go in one sendall on one connection
+(HTTP/1.1 pipelining) and their responses are read in order, so a worker
+delivers a burst in one round trip and two syscalls instead of one per event.
 
 urllib3 still owns the connections: one GeventPoolManager (nanomq_py.http_client)
 creates them on gevent sockets with the connect timeout and the `ssl {}` block,
@@ -28,7 +30,7 @@ import urllib3
 from urllib3.util import parse_url
 
 from ..http_client import GeventPoolManager, tls_options
-from .http_response import read_response
+from .http_response import ResponseStream
 
 __all__ = ["HttpSender", "request_head"]
 
@@ -58,14 +60,19 @@ def request_head(url, headers: dict[str, str]) -> bytes:
 
 
 class HttpSender:
-    """post(body) returns the HTTP status after reading the whole response.
+    """post(body) returns the HTTP status after reading the whole response;
+    post_batch(bodies) pipelines several POSTs on one connection.
 
-    Connection errors, timeouts and malformed responses raise (OSError,
-    urllib3's HTTPError, http_response.MalformedResponse); nothing is retried
-    here: the caller decides.
+    Connection errors, timeouts and malformed responses raise from post()
+    (OSError, urllib3's HTTPError, http_response.MalformedResponse) and are
+    returned by post_batch(); nothing is retried here: the caller decides.
+
+    Pipelining is used only once the endpoint has kept a connection open
+    after a response (HTTP/1.1 keep-alive); an endpoint that closes with
+    requests still unanswered gets one request per exchange from then on.
     """
 
-    def __init__(self, settings):
+    def __init__(self, settings, pipeline_depth: int = 1):
         url = parse_url(settings.url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"webhook url {settings.url!r} is not an http:// or https:// URL")
@@ -77,23 +84,60 @@ class HttpSender:
         self._pool = self._manager.connection_from_url(settings.url)
         self._head = request_head(url, settings.headers)
         self._timeout = settings.cancel_timeout
+        self._depth = pipeline_depth
+        self._keeps_alive = None  # unknown until the first response: no pipelining before
+        self.batch_limit = 1  # how many POSTs post_batch() may pipeline now
 
     def post(self, body: bytes) -> int:
+        statuses, error = self.post_batch((body,))
+        if error is not None:
+            raise error
+        return statuses[0]
+
+    def post_batch(self, bodies) -> tuple[list[int], Exception | None]:
+        """POST every body in one write on one connection and read the responses in order.
+
+        Returns the statuses of the requests answered, in order, and the exception
+        that ended the exchange early, or None. Requests past the answered ones got
+        no response: with an exception their fate is unknown; without one the server
+        closed the connection after the last answer (Connection: close), so it did
+        not take them. Either way the caller may send them again.
+        """
         pool = self._pool
         conn = pool._get_conn()  # urllib3 has no public way to borrow a pooled connection
         reusable = False
+        statuses = []
         try:
             if conn.sock is None:
                 conn.connect()
             sock = conn.sock
             sock.settimeout(self._timeout)
-            sock.sendall(b"%s%d\r\n\r\n%s" % (self._head, len(body), body))
-            status, reusable = read_response(sock, self._timeout)
-            return status
+            head = self._head
+            sock.sendall(b"".join([b"%s%d\r\n\r\n%s" % (head, len(body), body) for body in bodies]))
+            responses = ResponseStream(sock, self._timeout)
+            for _ in bodies:
+                status, reusable = responses.next()
+                statuses.append(status)
+                if not reusable:
+                    break
+            self._learned(reusable, len(statuses) < len(bodies))
+            reusable = reusable and not responses.leftover
+            return statuses, None
+        except Exception as exc:
+            reusable = False
+            return statuses, exc
         finally:
             if not reusable:
                 conn.close()
             pool._put_conn(conn)
+
+    def _learned(self, kept_alive: bool, cut_short: bool) -> None:
+        """Pipeline once the endpoint keeps connections open; stop for good if it closed on queued requests."""
+        if cut_short:
+            self._keeps_alive = False
+        elif kept_alive and self._keeps_alive is None:
+            self._keeps_alive = True
+        self.batch_limit = self._depth if self._keeps_alive else 1
 
     def close(self) -> None:
         self._manager.clear()
