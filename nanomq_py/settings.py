@@ -9,7 +9,9 @@ Each class lists its fields as annotated class attributes, the way a dataclass
 would, and `_Fields` gives it what the broker used from dataclasses: construction
 by position or keyword, `FIELDS` (the names, in order), equality and a repr. Not
 dataclasses themselves: `dataclasses` imports inspect, ast, dis and tokenize,
-about 1 MB of RSS in the running broker for nothing it needs.
+about 1 MB of RSS in the running broker for nothing it needs. `to_data` and
+`from_data` turn settings into builtin types and back, so the CLI can send them
+from its configuration child with `marshal` (pickle would cost the broker 0.4 MB).
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ class _Fields:
 
     FIELDS: tuple[str, ...] = ()
     _DEFAULTS: tuple = ()
+    _CLASSES: dict[str, type] = {}  # every settings class by name, for `from_data`
     __hash__ = None  # mutable and compared by value, as dataclasses are
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.FIELDS = tuple(cls.__dict__.get("__annotations__", ()))
         cls._DEFAULTS = tuple(cls.__dict__.get(name, _REQUIRED) for name in cls.FIELDS)
+        _Fields._CLASSES[cls.__name__] = cls
 
     def __init__(self, *args, **kwargs):
         if len(args) > len(self.FIELDS):
@@ -66,6 +70,31 @@ class _Fields:
     def __repr__(self):
         values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
         return f"{type(self).__name__}({values})"
+
+
+def to_data(value):
+    """Settings -> nested tuples, lists, dicts and scalars (what `marshal` takes). A
+    settings object becomes `(..., class name, field values in order)`: configuration
+    values never hold an Ellipsis, so the tag cannot be confused with one."""
+    if isinstance(value, _Fields):
+        return (..., type(value).__name__, *(to_data(getattr(value, name)) for name in value.FIELDS))
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_data(item) for item in value)
+    if isinstance(value, dict):
+        return {key: to_data(item) for key, item in value.items()}
+    return value
+
+
+def from_data(data):
+    """The inverse of `to_data`."""
+    if isinstance(data, tuple) and data and data[0] is ...:
+        cls = _Fields._CLASSES[data[1]]
+        return cls(*(from_data(item) for item in data[2:]))
+    if isinstance(data, (list, tuple)):
+        return type(data)(from_data(item) for item in data)
+    if isinstance(data, dict):
+        return {key: from_data(item) for key, item in data.items()}
+    return data
 
 
 class TlsSettings(_Fields):
