@@ -9,14 +9,14 @@ monkey-patches nothing (the server decides).
 `stop` sends SIGTERM to the pid in the pid file and waits for the process to
 end; `restart` is stop then start with the given arguments.
 
-The configuration is read in a short-lived forked child (`_in_child`), which
-sends its result back as `marshal` data: the HOCON parser and pickle never load
-into the process that becomes the broker.
+The command line and the configuration are each read in a short-lived forked
+child (`_in_child`), which sends its result back as `marshal` data: argparse
+(with gettext, locale and shutil), the HOCON parser and pickle never load into
+the process that becomes the broker.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import marshal
 import os
@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 import traceback
+from types import SimpleNamespace
 
 from nanomq_py import __version__
 from nanomq_py.logs import LEVELS, console_shows, setup_logging
@@ -37,11 +38,14 @@ log = logging.getLogger("nanomq.cli")
 
 
 def main(argv=None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    """The `nanomq` command; the arguments are parsed in a child (argparse costs the broker 1 MB)."""
+    ok, parsed = _in_child(_parse, argv)
+    if not ok:
+        sys.stderr.write(parsed or "nanomq: the argument parser process died\n")
+        return 1
+    if not isinstance(parsed, dict):
+        return parsed  # argparse's exit status: it printed the help, the version or the usage error
+    args = SimpleNamespace(**parsed)
     return _COMMANDS[args.command](args)
 
 
@@ -76,7 +80,23 @@ def _in_child(function, *args):
 # --------------------------------------------------------------------------- arguments
 
 
+def _parse(argv):
+    """Runs in a child (see `main`): the parsed arguments as a dict, or the exit status
+    once argparse has printed the help, the version or a usage error."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return 0 if exc.code is None else exc.code
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return vars(args)
+
+
 def _flag_bool(text):
+    import argparse
+
     value = text.strip().lower()
     if value in ("true", "yes", "on", "1"):
         return True
@@ -86,6 +106,8 @@ def _flag_bool(text):
 
 
 def _parser():
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="nanomq",
         description="nanomq_py: a NanoMQ-compatible MQTT broker with WebHook integration.",
