@@ -18,7 +18,7 @@ from pathlib import Path
 
 import toolchain
 
-REPO_ROOT = toolchain.BENCH_DIR.parent
+REPO_ROOT = toolchain.REPO_ROOT
 BROKER_CORE = "0"
 LOAD_CORE = "1"
 START_TIMEOUT = 30.0
@@ -89,8 +89,13 @@ class Broker:
 
 
 class NanomqPy(Broker):
+    """nanomq_py as a user runs it: `nanomq start` of this checkout installed into its own venv."""
+
     name = "nanomq_py"
     supports_webhook = True
+
+    def prepare(self):
+        self.script = toolchain.ensure_nanomq_py()
 
     def command(self, port, workdir, webhook_url):
         conf = [f'listeners.tcp.bind = "127.0.0.1:{port}"']
@@ -106,8 +111,9 @@ class NanomqPy(Broker):
             ]
         path = workdir / "nanomq.conf"
         path.write_text("\n".join(conf) + "\n")
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), NANOMQ_PID_FILE=str(workdir / "nanomq.pid"))
-        return ["python3", "-m", "nanomq_py", "start", "--conf", str(path)], env
+        env = dict(os.environ, NANOMQ_PID_FILE=str(workdir / "nanomq.pid"))
+        env.pop("PYTHONPATH", None)  # only the venv's own nanomq_py and its dependencies
+        return [str(self.script), "start", "--conf", str(path)], env
 
 
 class Mosquitto(Broker):

@@ -1,7 +1,8 @@
 """Installs and builds what the bench needs, so one command works on a fresh machine.
 
 Mosquitto comes from Debian (apt-get), amqtt from PyPI into its own venv under
-bench/.work/, and the C helpers (load generator, forwarder, HTTP sink) are
+bench/.work/, nanomq_py from this checkout into another venv there (reinstalled
+at every run, the way a user installs it), and the C helpers (load generator, forwarder, HTTP sink) are
 compiled with gcc into bench/.work/ whenever their source is newer.
 """
 
@@ -10,12 +11,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 WORK_DIR = BENCH_DIR / ".work"
 AMQTT_VERSION = "0.12.1"  # the version the issue's reference figures were taken with
 AMQTT_VENV = WORK_DIR / "amqtt-venv"
+NANOMQ_VENV = WORK_DIR / "nanomq-venv"
+REPO_ROOT = BENCH_DIR.parent
+# Not part of the package's source: left out of the copy that pip builds.
+_NOT_SOURCE = {"bench", "tests", "build", "dist", "node_modules"}  # at the top of the checkout
 PY_SPY_VERSION = "0.4.3"
 C_HELPERS = {
     "loadgen": BENCH_DIR / "loadgen.c",
@@ -68,6 +74,41 @@ def ensure_amqtt() -> Path:
     _run_quietly([sys.executable, "-m", "venv", str(AMQTT_VENV)])
     _run_quietly([str(python), "-m", "pip", "install", "-q", f"amqtt=={AMQTT_VERSION}"])
     return script
+
+
+def ensure_nanomq_py() -> Path:
+    """Path of the `nanomq` script in bench/.work/nanomq-venv, with this checkout just installed.
+
+    Measured the way a user runs it (`pip install . && nanomq start`): a venv of its
+    own keeps the checkout's PYTHONPATH and the system site-packages' .pth files
+    (which import modules into every Python process) out of the figures. The package
+    is reinstalled at every run (its dependencies only when missing), from a copy of
+    the checkout so pip's build/ directory can never carry a deleted module along.
+    """
+    python = NANOMQ_VENV / "bin" / "python"
+    fresh = not python.exists()
+    if fresh:
+        print(f"[setup] creating {NANOMQ_VENV}", file=sys.stderr)
+        WORK_DIR.mkdir(parents=True, exist_ok=True)
+        _run_quietly([sys.executable, "-m", "venv", str(NANOMQ_VENV)])
+    print(f"[setup] pip install {REPO_ROOT} into {NANOMQ_VENV}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="nanomq-src-") as tmp:
+        source = Path(tmp) / "nanomq_py"
+        shutil.copytree(REPO_ROOT, source, ignore=_skip_not_source)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        _run_quietly([*pip, str(source)] if fresh else [*pip, "--no-deps", "--force-reinstall", str(source)])
+        if subprocess.run([str(python), "-m", "pip", "check"], capture_output=True).returncode != 0:
+            _run_quietly([*pip, str(source)])  # a dependency is missing: install what setup.py asks for
+    return NANOMQ_VENV / "bin" / "nanomq"
+
+
+def _skip_not_source(directory: str, names: list[str]) -> list[str]:
+    top = Path(directory) == REPO_ROOT
+    return [
+        n
+        for n in names
+        if n == "__pycache__" or (top and (n in _NOT_SOURCE or n.startswith(".") or n.endswith(".egg-info")))
+    ]
 
 
 def ensure_py_spy() -> Path:

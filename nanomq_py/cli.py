@@ -8,22 +8,27 @@ monkey-patches nothing (the server decides).
 
 `stop` sends SIGTERM to the pid in the pid file and waits for the process to
 end; `restart` is stop then start with the given arguments.
+
+The command line and the configuration are each read in a short-lived forked
+child (`_in_child`), which sends its result back as `marshal` data: argparse
+(with gettext, locale and shutil), the HOCON parser and pickle never load into
+the process that becomes the broker.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
+import marshal
 import os
-import pickle
 import signal
 import sys
 import time
 import traceback
+from types import SimpleNamespace
 
 from nanomq_py import __version__
 from nanomq_py.logs import LEVELS, console_shows, setup_logging
-from nanomq_py.settings import DEFAULT_PID_FILE
+from nanomq_py.settings import DEFAULT_PID_FILE, from_data, to_data
 
 STARTED = "NanoMQ Broker is started successfully!"
 NOT_RUNNING = "There is no running NanoMQ instance."
@@ -33,18 +38,65 @@ log = logging.getLogger("nanomq.cli")
 
 
 def main(argv=None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    return args.run(args)
+    """The `nanomq` command; the arguments are parsed in a child (argparse costs the broker 1 MB)."""
+    ok, parsed = _in_child(_parse, argv)
+    if not ok:
+        sys.stderr.write(parsed or "nanomq: the argument parser process died\n")
+        return 1
+    if not isinstance(parsed, dict):
+        return parsed  # argparse's exit status: it printed the help, the version or the usage error
+    args = SimpleNamespace(**parsed)
+    return _COMMANDS[args.command](args)
+
+
+def _in_child(function, *args):
+    """(True, `function(*args)`) computed in a forked child, else (False, its traceback),
+    or (False, None) when the child died. What the child prints goes where ours does;
+    the result comes back through a pipe as `marshal` data (builtin types only)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            try:
+                payload = marshal.dumps((True, function(*args)))
+            except BaseException:
+                payload = marshal.dumps((False, traceback.format_exc()))
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(payload)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as source:
+        payload = source.read()
+    os.waitpid(pid, 0)
+    return marshal.loads(payload) if payload else (False, None)
 
 
 # --------------------------------------------------------------------------- arguments
 
 
+def _parse(argv):
+    """Runs in a child (see `main`): the parsed arguments as a dict, or the exit status
+    once argparse has printed the help, the version or a usage error."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return 0 if exc.code is None else exc.code
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return vars(args)
+
+
 def _flag_bool(text):
+    import argparse
+
     value = text.strip().lower()
     if value in ("true", "yes", "on", "1"):
         return True
@@ -54,6 +106,8 @@ def _flag_bool(text):
 
 
 def _parser():
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="nanomq",
         description="nanomq_py: a NanoMQ-compatible MQTT broker with WebHook integration.",
@@ -120,16 +174,16 @@ def _parser():
     start = commands.add_parser(
         "start", parents=[options], help="start the broker", description="Start the broker."
     )
-    start.set_defaults(command="start", run=_start_command)
+    start.set_defaults(command="start")
     stop = commands.add_parser("stop", help="stop the running broker", description="Stop the running broker.")
-    stop.set_defaults(command="stop", run=_stop_command)
+    stop.set_defaults(command="stop")
     restart = commands.add_parser(
         "restart",
         parents=[options],
         help="stop, then start with these arguments",
         description="Restart the broker.",
     )
-    restart.set_defaults(command="restart", run=_restart_command)
+    restart.set_defaults(command="restart")
     return parser
 
 
@@ -235,32 +289,24 @@ def _load_settings(args):
     which keeps an idle broker near half that size. A ConfigError comes back as
     its one-line message.
     """
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        try:
-            from nanomq_py.config import ConfigError, load_settings
+    ok, result = _in_child(_read_settings, args)
+    if not ok:
+        if result is None:
+            return None, [], "NanoMQ could not read its configuration: the loader process died"
+        return None, [], "NanoMQ could not read its configuration:\n" + result
+    data, warnings, error = result
+    return (None if data is None else from_data(data)), warnings, error
 
-            try:
-                result = load_settings(args.conf, args.old_conf, os.environ, _overrides(args)) + (None,)
-            except ConfigError as exc:
-                result = (None, [], str(exc))
-            payload = pickle.dumps(result)
-        except BaseException:
-            payload = pickle.dumps(
-                (None, [], "NanoMQ could not read its configuration:\n" + traceback.format_exc())
-            )
-        with os.fdopen(write_fd, "wb") as out:
-            out.write(payload)
-        os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as source:
-        payload = source.read()
-    os.waitpid(pid, 0)
-    if not payload:
-        return None, [], "NanoMQ could not read its configuration: the loader process died"
-    return pickle.loads(payload)
+
+def _read_settings(args):
+    """Runs in the configuration child: (settings as `to_data`, warnings, None) or (None, [], message)."""
+    from nanomq_py.config import ConfigError, load_settings
+
+    try:
+        settings, warnings = load_settings(args.conf, args.old_conf, os.environ, _overrides(args))
+    except ConfigError as exc:
+        return None, [], str(exc)
+    return to_data(settings), warnings, None
 
 
 def _start_command(args):
@@ -304,6 +350,9 @@ def _restart_command(args):
     if pid is not None and not _stop_pid(pid, pid_file):
         return 1
     return _start_command(args)
+
+
+_COMMANDS = {"start": _start_command, "stop": _stop_command, "restart": _restart_command}
 
 
 def _stop_pid(pid, pid_file):

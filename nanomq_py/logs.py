@@ -2,13 +2,13 @@
 
 Everything the broker logs goes through loggers named "nanomq.*"; this module
 gives the "nanomq" logger its handlers (stderr, a rotating file, syslog) and
-its level, one line per record: time, level, logger, message.
+its level, one line per record: time, level, logger, message. `logging.handlers`
+(which imports socket, queue, copy, ...) is imported only for a file or syslog.
 """
 
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 
@@ -55,8 +55,10 @@ def setup_logging(log_settings) -> logging.Logger:
         if target == "console":
             handler = logging.StreamHandler(sys.stderr)
         elif target == "file":
+            from logging.handlers import RotatingFileHandler
+
             os.makedirs(log_settings.dir, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(
+            handler = RotatingFileHandler(
                 os.path.join(log_settings.dir, log_settings.file),
                 maxBytes=log_settings.rotation_size,
                 backupCount=log_settings.rotation_count,
@@ -76,16 +78,17 @@ def console_shows(log_settings, level) -> bool:
     return "console" in log_settings.to and LEVELS[log_settings.level] <= level
 
 
-class _SysLogHandler(logging.handlers.SysLogHandler):
-    def mapPriority(self, levelName):  # noqa: N802 (logging's name)
-        return "debug" if levelName == "TRACE" else super().mapPriority(levelName)
-
-
 def _syslog_handler():
     """The local syslog socket, else syslog over UDP on localhost (as Python's logging does)."""
+    from logging.handlers import SYSLOG_UDP_PORT, SysLogHandler
+
+    class _SysLogHandler(SysLogHandler):
+        def mapPriority(self, levelName):  # noqa: N802 (logging's name)
+            return "debug" if levelName == "TRACE" else super().mapPriority(levelName)
+
     if os.path.exists(_SYSLOG_SOCKET):
         try:
             return _SysLogHandler(address=_SYSLOG_SOCKET)
         except OSError:
             pass
-    return _SysLogHandler(address=("localhost", logging.handlers.SYSLOG_UDP_PORT))
+    return _SysLogHandler(address=("localhost", SYSLOG_UDP_PORT))

@@ -16,6 +16,19 @@ from .transport.sweeper import sweep_forever
 log = logging.getLogger("nanomq.server")
 
 
+def _saferepr(context):
+    """gevent's default for formatting the context of a failed greenlet, imported on use."""
+    from pprint import saferepr
+
+    return saferepr(context)
+
+
+# The hub reads this setting when it starts; its default, "pprint.saferepr", imports
+# pprint, which imports dataclasses, inspect, ast and dis: about 1 MB of RSS for a
+# function only called when a greenlet fails.
+gevent.config.format_context = f"{__name__}._saferepr"
+
+
 def _load_webhook(settings):
     """Import the webhook only when configured: urllib3 costs memory."""
     if settings.webhook is None:

@@ -2,19 +2,102 @@
 the rest of the broker sees.
 
 `nanomq_py.config` builds a `Settings` from HOCON, environment variables and
-CLI flags; everything else reads these plain dataclasses and never raw HOCON.
+CLI flags; everything else reads these plain objects and never raw HOCON.
 Durations are floats in seconds, sizes are ints in bytes.
+
+Each class lists its fields as annotated class attributes, the way a dataclass
+would, and `_Fields` gives it what the broker used from dataclasses: construction
+by position or keyword, `FIELDS` (the names, in order), equality and a repr. Not
+dataclasses themselves: `dataclasses` imports inspect, ast, dis and tokenize,
+about 1 MB of RSS in the running broker for nothing it needs. `to_data` and
+`from_data` turn settings into builtin types and back, so the CLI can send them
+from its configuration child with `marshal` (pickle would cost the broker 0.4 MB).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 DEFAULT_PID_FILE = "/tmp/nanomq/nanomq.pid"
+_REQUIRED = object()
 
 
-@dataclass
-class TlsSettings:
+class _New:
+    """A default built afresh for every instance (a list, a dict, a nested settings object)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make):
+        self.make = make
+
+
+class _Fields:
+    """Base of the settings classes: the annotated class attributes are the fields, in
+    order; a class attribute is the field's default (a `_New` makes one per instance)
+    and a field without one is required."""
+
+    FIELDS: tuple[str, ...] = ()
+    _DEFAULTS: tuple = ()
+    _CLASSES: dict[str, type] = {}  # every settings class by name, for `from_data`
+    __hash__ = None  # mutable and compared by value, as dataclasses are
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.FIELDS = tuple(cls.__dict__.get("__annotations__", ()))
+        cls._DEFAULTS = tuple(cls.__dict__.get(name, _REQUIRED) for name in cls.FIELDS)
+        _Fields._CLASSES[cls.__name__] = cls
+
+    def __init__(self, *args, **kwargs):
+        if len(args) > len(self.FIELDS):
+            raise TypeError(f"{type(self).__name__}() takes at most {len(self.FIELDS)} positional arguments")
+        for name, value in zip(self.FIELDS, args, strict=False):
+            if name in kwargs:
+                raise TypeError(f"{type(self).__name__}() got multiple values for argument {name!r}")
+            kwargs[name] = value
+        for name, default in zip(self.FIELDS, self._DEFAULTS, strict=True):
+            value = kwargs.pop(name, default)
+            if value is _REQUIRED:
+                raise TypeError(f"{type(self).__name__}() missing required argument {name!r}")
+            setattr(self, name, value.make() if type(value) is _New else value)
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}() got an unexpected keyword argument {next(iter(kwargs))!r}"
+            )
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.FIELDS)
+
+    def __repr__(self):
+        values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
+        return f"{type(self).__name__}({values})"
+
+
+def to_data(value):
+    """Settings -> nested tuples, lists, dicts and scalars (what `marshal` takes). A
+    settings object becomes `(..., class name, field values in order)`: configuration
+    values never hold an Ellipsis, so the tag cannot be confused with one."""
+    if isinstance(value, _Fields):
+        return (..., type(value).__name__, *(to_data(getattr(value, name)) for name in value.FIELDS))
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_data(item) for item in value)
+    if isinstance(value, dict):
+        return {key: to_data(item) for key, item in value.items()}
+    return value
+
+
+def from_data(data):
+    """The inverse of `to_data`."""
+    if isinstance(data, tuple) and data and data[0] is ...:
+        cls = _Fields._CLASSES[data[1]]
+        return cls(*(from_data(item) for item in data[2:]))
+    if isinstance(data, (list, tuple)):
+        return type(data)(from_data(item) for item in data)
+    if isinstance(data, dict):
+        return {key: from_data(item) for key, item in data.items()}
+    return data
+
+
+class TlsSettings(_Fields):
     """TLS material for an `ssl`/`wss` listener."""
 
     keyfile: str = ""
@@ -25,8 +108,7 @@ class TlsSettings:
     fail_if_no_peer_cert: bool = False
 
 
-@dataclass
-class ListenerSettings:
+class ListenerSettings(_Fields):
     """One listening socket. `kind` is tcp | ssl | ws | wss."""
 
     kind: str = "tcp"
@@ -37,8 +119,7 @@ class ListenerSettings:
     tls: TlsSettings | None = None
 
 
-@dataclass
-class MqttSettings:
+class MqttSettings(_Fields):
     """The `mqtt { ... }` block plus the limits that protect the broker."""
 
     max_packet_size: int = 10 * 1024 * 1024
@@ -64,8 +145,7 @@ class MqttSettings:
     max_outgoing_bytes: int = 4 * 1024 * 1024  # per connection write buffer before drop
 
 
-@dataclass
-class AclRule:
+class AclRule(_Fields):
     """One ACL rule. `who` is a tuple describing the selector:
     ("all",) | ("username", name) | ("clientid", id) | ("ipaddr", cidr)
     | ("and", [who, ...]) | ("or", [who, ...])."""
@@ -73,19 +153,17 @@ class AclRule:
     permit: str = "allow"  # allow | deny
     who: tuple = ("all",)
     action: str = "pubsub"  # publish | subscribe | pubsub
-    topics: list[str] = field(default_factory=list)  # empty: every topic
+    topics: list[str] = _New(list)  # empty: every topic
 
 
-@dataclass
-class HttpAuthRequest:
+class HttpAuthRequest(_Fields):
     url: str = ""
     method: str = "post"  # get | post
-    headers: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = _New(dict)
+    params: dict[str, str] = _New(dict)
 
 
-@dataclass
-class HttpAuthSettings:
+class HttpAuthSettings(_Fields):
     auth_req: HttpAuthRequest | None = None
     super_req: HttpAuthRequest | None = None
     acl_req: HttpAuthRequest | None = None
@@ -95,19 +173,17 @@ class HttpAuthSettings:
     cache_ttl: float = 60.0
 
 
-@dataclass
-class AuthSettings:
+class AuthSettings(_Fields):
     allow_anonymous: bool = True
     no_match: str = "allow"  # allow | deny
     deny_action: str = "ignore"  # ignore | disconnect
-    users: dict[str, str] = field(default_factory=dict)  # username -> password (plain or hashed)
-    acl: list[AclRule] = field(default_factory=list)
+    users: dict[str, str] = _New(dict)  # username -> password (plain or hashed)
+    acl: list[AclRule] = _New(list)
     http_auth: HttpAuthSettings | None = None
 
 
-@dataclass
-class LogSettings:
-    to: list[str] = field(default_factory=lambda: ["console"])  # console | file | syslog
+class LogSettings(_Fields):
+    to: list[str] = _New(lambda: ["console"])  # console | file | syslog
     level: str = "warn"  # trace | debug | info | warn | error | fatal
     dir: str = "/tmp"
     file: str = "nanomq.log"
@@ -134,30 +210,27 @@ WEBHOOK_MESSAGE_EVENTS = (
 )
 
 
-@dataclass
-class WebhookRule:
+class WebhookRule(_Fields):
     """`{event = "on_message_publish", topic = "nmq/#"}`; topic only for message events."""
 
     event: str
     topic: str | None = None
 
 
-@dataclass
-class WebhookTls:
+class WebhookTls(_Fields):
     cacertfile: str = ""
     certfile: str = ""
     keyfile: str = ""
     verify: bool = True
 
 
-@dataclass
-class WebhookSettings:
+class WebhookSettings(_Fields):
     url: str
-    headers: dict[str, str] = field(default_factory=dict)  # sent as written, in order
+    headers: dict[str, str] = _New(dict)  # sent as written, in order
     encoding: str = "plain"  # plain | base64 | base62
     pool_size: int = 32
     cancel_timeout: float = 5.0  # seconds: connect and send timeout
-    events: list[WebhookRule] = field(default_factory=list)
+    events: list[WebhookRule] = _New(list)
     tls: WebhookTls | None = None
     queue_size: int = 10000  # bounded hand-off queue
     max_retries: int = 3  # retries after the first try for 429, 5xx, connection errors
@@ -165,12 +238,11 @@ class WebhookSettings:
     drain_timeout: float = 5.0  # seconds spent draining the queue at stop
 
 
-@dataclass
-class Settings:
-    listeners: list[ListenerSettings] = field(default_factory=lambda: [ListenerSettings()])
-    mqtt: MqttSettings = field(default_factory=MqttSettings)
-    auth: AuthSettings = field(default_factory=AuthSettings)
-    log: LogSettings = field(default_factory=LogSettings)
+class Settings(_Fields):
+    listeners: list[ListenerSettings] = _New(lambda: [ListenerSettings()])
+    mqtt: MqttSettings = _New(MqttSettings)
+    auth: AuthSettings = _New(AuthSettings)
+    log: LogSettings = _New(LogSettings)
     webhook: WebhookSettings | None = None
     daemon: bool = False
     pid_file: str = DEFAULT_PID_FILE

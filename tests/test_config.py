@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import marshal
 import re
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from nanomq_py.config import ConfigError, load_settings
 from nanomq_py.logs import TRACE, console_shows, setup_logging
 from nanomq_py.settings import (
     AclRule,
+    AuthSettings,
     HttpAuthRequest,
+    HttpAuthSettings,
     ListenerSettings,
     LogSettings,
     MqttSettings,
@@ -20,6 +23,9 @@ from nanomq_py.settings import (
     TlsSettings,
     WebhookRule,
     WebhookSettings,
+    WebhookTls,
+    from_data,
+    to_data,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -876,3 +882,50 @@ def test_log_level_filters_and_console_shows(nanomq_logger):
     assert logger.getEffectiveLevel() == logging.ERROR
     assert console_shows(settings, logging.ERROR) and not console_shows(settings, logging.WARNING)
     assert not console_shows(LogSettings(to=["file"], level="trace"), logging.ERROR)
+
+
+# --------------------------------------------------------------------------- settings objects
+
+
+def test_settings_cross_from_the_config_child_as_marshal_data():
+    """The CLI's configuration child sends `to_data(settings)` through marshal: every
+    settings class, tuple, list and dict comes back equal and of the same type."""
+    settings = Settings(
+        listeners=[
+            ListenerSettings(),
+            ListenerSettings("ssl", "tls", "::1", 8883, tls=TlsSettings("k.pem", "c.pem", verify_peer=True)),
+        ],
+        mqtt=MqttSettings(max_qos=1, retry_interval=2.5),
+        auth=AuthSettings(
+            users={"": "empty name", "u": "pw"},
+            acl=[AclRule("deny", ("and", [("ipaddr", "10.0.0.0/8"), ("username", "u")]), "publish", ["a/#"])],
+            http_auth=HttpAuthSettings(auth_req=HttpAuthRequest("http://a", headers={"x": "y"})),
+        ),
+        log=LogSettings(["file"], "debug"),
+        webhook=WebhookSettings(
+            "http://h",
+            events=[WebhookRule("on_message_publish", "t/#"), WebhookRule("on_client_connack")],
+            tls=WebhookTls(verify=False),
+        ),
+        daemon=True,
+    )
+    back = from_data(marshal.loads(marshal.dumps(to_data(settings))))
+    assert back == settings
+    assert back != Settings()
+    who = back.auth.acl[0].who
+    assert type(who) is tuple and type(who[1]) is list and type(who[1][0]) is tuple
+
+
+def test_settings_classes_construct_compare_and_list_fields_like_dataclasses():
+    assert WebhookRule("e") == WebhookRule(event="e", topic=None) != WebhookRule("e", "t")
+    assert MqttSettings.FIELDS[:2] == ("max_packet_size", "max_mqueue_len")
+    assert list(vars(MqttSettings())) == list(MqttSettings.FIELDS)
+    first, second = Settings(), Settings()
+    assert first.listeners == second.listeners and first.listeners is not second.listeners
+    assert first.log.to is not second.log.to
+    assert repr(WebhookRule("e")) == "WebhookRule(event='e', topic=None)"
+    for make in (WebhookRule, lambda: WebhookRule("e", "t", "x"), lambda: LogSettings(colour=1)):
+        with pytest.raises(TypeError):
+            make()
+    with pytest.raises(TypeError):
+        hash(first)

@@ -5,7 +5,8 @@ password; any other client is asked about over HTTP when `http_auth.auth_req`
 is configured; otherwise anonymous clients follow `allow_anonymous` and unknown
 usernames are refused. How stored passwords are checked is `passwords`'
 job, imported only when a password file is configured (hashlib loads
-OpenSSL: 3.7 MB of RSS on an idle broker that needs none of it).
+OpenSSL: 3.7 MB of RSS on an idle broker that needs none of it); `ipaddress`
+only when an ACL rule names an `ipaddr`.
 
 What a client may do: NanoMQ's ACL rules, tried in order, first match wins; a
 superuser (HTTP `super_req`, asked once at CONNECT) skips them; when no rule
@@ -25,8 +26,6 @@ hashes block only the calling client's greenlet (see http_auth, passwords).
 """
 
 from __future__ import annotations
-
-import ipaddress
 
 from ..mqtt.topics import split_shared, topic_matches
 
@@ -207,7 +206,9 @@ def filters_overlap(first, second):
 def _compile_who(who):
     kind = who[0]
     if kind == "ipaddr":
-        return ("ipaddr", ipaddress.ip_network(who[1], strict=False))
+        from ipaddress import ip_network
+
+        return ("ipaddr", ip_network(who[1], strict=False))
     if kind in ("and", "or"):
         return (kind, [_compile_who(w) for w in who[1]])
     return who
@@ -232,8 +233,11 @@ def _who_matches(who, info):
 
 
 def _peer_address(info):
+    """Only called for `ipaddr` rules, which `_compile_who` already imported ipaddress for."""
+    from ipaddress import ip_address
+
     try:
-        address = ipaddress.ip_address(info.peer_host)
+        address = ip_address(info.peer_host)
     except ValueError:
         return None
     if address.version == 6 and address.ipv4_mapped is not None:

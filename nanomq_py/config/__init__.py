@@ -4,7 +4,7 @@ NANOMQ_* environment variables, then command-line flags -> `Settings`.
 Plan: each source is turned into one nested dict in the HOCON key space
 (`mqtt.max_packet_size`, `listeners.tcp.bind`, ...), later sources written on
 top of earlier ones, and the merged dict is validated once into the typed
-dataclasses of `nanomq_py.settings`. Every value remembers where it came from
+settings classes of `nanomq_py.settings`. Every value remembers where it came from
 (file, environment variable, flag, old-file key), so a bad value stops the
 start with one `ConfigError` line naming that place, the key, the value and
 what is allowed. Keys nobody reads become warnings.

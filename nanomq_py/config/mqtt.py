@@ -3,7 +3,6 @@ plain default needs no code here."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 
 from nanomq_py.settings import MqttSettings
@@ -14,11 +13,12 @@ from .values import boolean, duration, integer, number, size, string
 
 def read_mqtt(section):
     values = {}
-    for field in dataclasses.fields(MqttSettings):
-        parse = _PARSERS.get(field.name) or _parser_for_default(getattr(MqttSettings(), field.name))
-        value = section.take(field.name, parse, None)
+    defaults = MqttSettings()
+    for name in MqttSettings.FIELDS:
+        parse = _PARSERS.get(name) or _parser_for_default(getattr(defaults, name))
+        value = section.take(name, parse, None)
         if value is not None:
-            values[field.name] = value
+            values[name] = value
     section.finish()
     return MqttSettings(**values)
 

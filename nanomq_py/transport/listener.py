@@ -10,16 +10,24 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import sys
 
 import gevent
 from gevent import get_hub
-from gevent.monkey import get_original
 
 from .connection import Connection
 
 log = logging.getLogger("nanomq.transport")
 
-_socket_class = get_original("socket", "socket")  # the real one even if socket is patched
+
+def _original_socket_class():
+    """The standard library's socket class, even if gevent has patched the socket module;
+    gevent.monkey is imported only if something imported it to patch."""
+    monkey = sys.modules.get("gevent.monkey")
+    return socket.socket if monkey is None else monkey.get_original("socket", "socket")
+
+
+_socket_class = _original_socket_class()
 _BACKLOG = 1024
 
 
