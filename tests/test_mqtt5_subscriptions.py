@@ -14,7 +14,7 @@ from raw_client_v5 import RawV5Client
 
 from nanomq_py.mqtt import properties as p
 from nanomq_py.mqtt import reason_codes as rc
-from nanomq_py.mqtt.packets import Puback, Publish, SubOptions, Subscribe
+from nanomq_py.mqtt.packets import Puback, Publish, SubOptions, Subscribe, Unsuback, Unsubscribe
 
 
 def v5_client(client_factory, **kwargs):
@@ -209,6 +209,31 @@ def test_messages_of_a_leaving_member_go_to_another(broker, client_factory):
     leaving.close()
     assert sorted(m.payload for m in staying.expect(2)) == [b"0", b"2"]
     assert staying.received_before_sync(publisher) == []
+
+
+def test_an_unsubscribing_member_hands_over_what_it_has_not_started_to_receive(broker, client_factory):
+    """On UNSUBSCRIBE the queued messages of that group go to another member; the
+    one in flight is still the leaving member's to complete (MQTT 5 §3.10.4)."""
+    topic = f"subs/shared-unsub/{unique_id()}"
+    leaving = RawV5Client(broker)
+    leaving.connect(unique_id("unsub"), {p.RECEIVE_MAXIMUM: 1})
+    leaving.subscribe(f"$share/u/{topic}", 1)
+    staying = v5_client(client_factory)
+    staying.subscribe(f"$share/u/{topic}", 1)
+    publisher = v5_client(client_factory)
+    for index in range(4):
+        publisher.publish(topic, b"%d" % index, qos=1)
+    assert [m.payload for m in staying.expect(2)] == [b"1", b"3"]
+    first = leaving.expect(Publish)
+    assert first.payload == b"0"  # 2 waits behind it: Receive Maximum 1
+    leaving.send(Unsubscribe(leaving.new_pid(), [f"$share/u/{topic}"]))
+    assert leaving.expect(Unsuback).reason_codes == [rc.SUCCESS]
+    assert [m.payload for m in staying.expect(1)] == [b"2"]
+    leaving.send(Puback(first.packet_id))
+    publisher.publish(topic, b"after", qos=1)
+    assert [m.payload for m in staying.expect(1)] == [b"after"]
+    assert staying.received_before_sync(publisher) == []
+    leaving.close()
 
 
 def test_acknowledged_messages_are_not_handed_over(broker, client_factory):

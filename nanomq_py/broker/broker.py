@@ -138,7 +138,7 @@ class Broker:
             if session in self.flow.sessions:
                 self.flow.drained(session)
         if reason != "takenover" and (session.inflight or session.queue):
-            self._hand_over_shared(session)
+            self.hand_over_shared(session)
         if client.will is not None:
             schedule_will(self, session, client.will, reason)
             client.will = None
@@ -152,15 +152,16 @@ class Broker:
         if self.hooks is not None:
             self.hooks.on_client_disconnected(info, reason)
 
-    def _hand_over_shared(self, session):
-        """A shared-subscription member left: the QoS 1/2 messages it had not
-        received go to another member of their group (kept if it has none)."""
-        for entry in session.take_shared():
-            msg, qos, retain, sub_ids, group = entry
+    def hand_over_shared(self, session, group=None):
+        """A shared-subscription member left (or unsubscribed from `group`): the
+        QoS 1/2 messages it had not received go to another member of their
+        group (kept if it has none)."""
+        for entry in session.take_shared(group):
+            msg, owner = entry[0], entry[4]
             if msg.expired():
                 self.message_dropped(session, msg, "expired")
                 continue
-            sub = group.pick(exclude=session)
+            sub = owner.pick(exclude=session)
             if sub is None:
                 session.queue.append(entry)
                 continue
@@ -170,7 +171,7 @@ class Broker:
                 msg.qos if msg.qos < opts.qos else opts.qos,
                 msg.retain and opts.retain_as_published,
                 (sub.sub_id,) if sub.sub_id else None,
-                group,
+                owner,
             )
 
     def end_session(self, session, reason):

@@ -134,22 +134,33 @@ class Session:
         if flow.sessions and len(queue) <= flow.low_water:
             flow.drained(self)
 
-    def take_shared(self):
-        """Remove and return the shared-subscription messages the client has not
-        received: in flight before PUBACK/PUBREC, or queued. Entries are
-        (msg, qos, retain, sub_ids, group). One pass over inflight and queue,
-        only when a connection ends."""
+    def take_shared(self, group=None):
+        """Remove and return shared-subscription messages the client has not
+        received, as (msg, qos, retain, sub_ids, group) entries. With no group
+        (the connection ended): those in flight before PUBACK/PUBREC and those
+        queued, one pass over each, only then. With a group (the client
+        unsubscribed from it): only that group's queued ones; delivery of those
+        in flight is completed, as the spec asks of an unsubscribe."""
         taken = []
         inflight = self.inflight
-        for pid in [
-            pid for pid, out in inflight.items() if out.group is not None and out.state == _AWAIT_ACK
-        ]:
-            out = inflight.pop(pid)
-            taken.append((out.msg, out.qos, out.retain, out.sub_ids, out.group))
-        queue = self.queue
-        if any(entry[4] is not None for entry in queue):
-            taken.extend(entry for entry in queue if entry[4] is not None)
-            self.queue = deque(entry for entry in queue if entry[4] is None)
+        if group is None:
+            for pid in [
+                pid for pid, out in inflight.items() if out.group is not None and out.state == _AWAIT_ACK
+            ]:
+                out = inflight.pop(pid)
+                taken.append((out.msg, out.qos, out.retain, out.sub_ids, out.group))
+            if not any(entry[4] is not None for entry in self.queue):
+                return taken
+        elif not any(entry[4] is group for entry in self.queue):
+            return taken
+        kept = deque()
+        for entry in self.queue:
+            entry_group = entry[4]
+            if entry_group is not None and (group is None or entry_group is group):
+                taken.append(entry)
+            else:
+                kept.append(entry)
+        self.queue = kept
         return taken
 
     # -- acknowledgements ---------------------------------------------------

@@ -126,6 +126,8 @@ def handle_unsubscribe(broker, client, packet):
             codes.append(rc.NO_SUBSCRIPTION_EXISTED)
             continue
         broker.trie.remove(sub)
+        if sub.group is not None and session.queue:
+            broker.hand_over_shared(session, sub.group)  # what it has not started to receive
         codes.append(rc.SUCCESS)
         if hooks is not None:
             hooks.on_session_unsubscribed(info, flt)
