@@ -48,6 +48,16 @@ def _apt_install(*packages: str) -> None:
     _run_quietly(["apt-get", "install", "-y", "-q", *packages])
 
 
+def _make_venv(path: Path) -> None:
+    """python -m venv; Debian's own python3 needs its python3-venv package for that."""
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "venv", str(path)]
+    if subprocess.run(argv, capture_output=True).returncode != 0:
+        shutil.rmtree(path, ignore_errors=True)
+        _apt_install(f"python3.{sys.version_info.minor}-venv")
+        _run_quietly(argv)
+
+
 def ensure_mosquitto() -> str:
     """Path of the mosquitto binary, installing the Debian package when missing."""
     found = shutil.which("mosquitto") or (Path("/usr/sbin/mosquitto").exists() and "/usr/sbin/mosquitto")
@@ -70,8 +80,7 @@ def ensure_amqtt() -> Path:
         if probe.stdout.strip() == AMQTT_VERSION:
             return script
     print(f"[setup] installing amqtt=={AMQTT_VERSION} into {AMQTT_VENV}", file=sys.stderr)
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
-    _run_quietly([sys.executable, "-m", "venv", str(AMQTT_VENV)])
+    _make_venv(AMQTT_VENV)
     _run_quietly([str(python), "-m", "pip", "install", "-q", f"amqtt=={AMQTT_VERSION}"])
     return script
 
@@ -89,8 +98,7 @@ def ensure_nanomq_py() -> Path:
     fresh = not python.exists()
     if fresh:
         print(f"[setup] creating {NANOMQ_VENV}", file=sys.stderr)
-        WORK_DIR.mkdir(parents=True, exist_ok=True)
-        _run_quietly([sys.executable, "-m", "venv", str(NANOMQ_VENV)])
+        _make_venv(NANOMQ_VENV)
     print(f"[setup] pip install {REPO_ROOT} into {NANOMQ_VENV}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="nanomq-src-") as tmp:
         source = Path(tmp) / "nanomq_py"
@@ -117,7 +125,7 @@ def ensure_py_spy() -> Path:
     binary = venv / "bin" / "py-spy"
     if not binary.exists():
         print(f"[setup] installing py-spy=={PY_SPY_VERSION} into {venv}", file=sys.stderr)
-        _run_quietly([sys.executable, "-m", "venv", str(venv)])
+        _make_venv(venv)
         _run_quietly(
             [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"py-spy=={PY_SPY_VERSION}"]
         )
