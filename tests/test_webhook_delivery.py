@@ -228,6 +228,21 @@ def test_429_is_retried_and_other_client_errors_are_failed_at_once():
     assert hook.counters() == {"queued": 1, "delivered": 0, "retried": 0, "failed": 1, "dropped": 0}
 
 
+def test_a_retry_after_from_the_endpoint_is_waited_for():
+    with (
+        WebhookSink(fail_first=1, fail_status=429, retry_after="1") as sink,
+        running(make_settings(sink.url, TUTORIAL_RULES)) as hook,  # back-off alone: 0.01 s
+    ):
+        hook.on_client_connack(client(), "success")
+        started = time.monotonic()
+        sink.wait_for(1)
+        sink.wait_for(2, timeout=5)
+        waited = time.monotonic() - started
+        wait_until(lambda: hook.counters()["delivered"] == 1)
+    assert waited >= 1.0, "the retry came before the Retry-After"
+    assert hook.counters() == {"queued": 1, "delivered": 1, "retried": 1, "failed": 0, "dropped": 0}
+
+
 def test_refused_endpoint_is_counted_failed_after_the_retries(caplog):
     settings = make_settings(refused_url(), TUTORIAL_RULES, max_retries=2)
     with caplog.at_level(logging.WARNING, logger="nanomq.webhook"), running(settings) as hook:

@@ -3,6 +3,7 @@ edge-case responses, byte for byte; each is either parsed right or refused as a
 connection error, and none makes the reader hang past its deadline."""
 
 import contextlib
+import email.utils
 import json
 import socket
 import threading
@@ -464,7 +465,7 @@ def test_post_batch_pipelines_the_bodies_and_reads_the_answers_in_order():
         ScriptedServer(answer_after(4, *replies_)) as server,
         sender_for(settings_for(server.port)) as sender,
     ):
-        statuses, error = sender.post_batch([b'{"n":%d}' % n for n in range(4)])
+        statuses, error, _ = sender.post_batch([b'{"n":%d}' % n for n in range(4)])
         assert (statuses, error) == ([200, 503, 204, 200], None)
         assert sender.post(b"{}") == 200  # the connection is in step for the next exchange
     assert [request.rpartition(b"\r\n\r\n")[2] for request in server.requests[:4]] == [
@@ -501,7 +502,7 @@ def test_an_endpoint_that_closes_with_requests_unanswered_ends_the_batch_and_the
         sender = HttpSender(settings_for(server.port), pipeline_depth=8)
         sender.batch_limit = 8
         try:
-            assert sender.post_batch([b"{}", b"{}", b"{}"]) == ([200], None)
+            assert sender.post_batch([b"{}", b"{}", b"{}"]) == ([200], None, None)
             assert sender.batch_limit == 1
         finally:
             sender.close()
@@ -514,7 +515,7 @@ def test_a_connection_lost_mid_batch_gives_the_answers_so_far_and_the_error():
         sock.sendall(OK)
 
     with ScriptedServer(answer_one_then_vanish) as server, sender_for(settings_for(server.port)) as sender:
-        statuses, error = sender.post_batch([b"{}", b"{}", b"{}"])
+        statuses, error, _ = sender.post_batch([b"{}", b"{}", b"{}"])
     assert statuses == [200]
     assert isinstance(error, MalformedResponse)
 
@@ -579,3 +580,26 @@ def test_a_failed_post_in_a_burst_is_sent_again_with_everything_after_it():
             hook.stop(timeout=5)
     assert _payloads(server) == [0, 1, 2, 3, 4, 5, 2, 3, 4, 5]
     assert hook.counters() == {"queued": 6, "delivered": 6, "retried": 4, "failed": 0, "dropped": 0}
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "expected"),
+    [
+        (429, b"Retry-After: 3", (3.0, 3.0)),
+        (503, b"retry-after:  120 ", (60.0, 60.0)),  # capped
+        (429, b"Retry-After: soon", (None, None)),
+        (429, b"", (None, None)),
+        (200, b"Retry-After: 3", (None, None)),  # only a 429/503 asks for a wait
+        (429, "Retry-After: {date}", (3.0, 6.0)),  # an HTTP-date 5 s ahead, to the second
+    ],
+)
+def test_retry_after_is_read_from_429_and_503(status, header, expected):
+    if isinstance(header, str):
+        header = header.format(date=email.utils.formatdate(time.time() + 5, usegmt=True)).encode()
+    lines = [b"HTTP/1.1 %d X" % status, header] if header else [b"HTTP/1.1 %d X" % status]
+    reply = b"\r\n".join([*lines, b"Content-Length: 0"]) + b"\r\n\r\n"
+    with ScriptedServer(keep_alive(reply)) as server, sender_for(settings_for(server.port)) as sender:
+        statuses, error, retry_after = sender.post_batch([b"{}"])
+    assert (statuses, error) == ([status], None)
+    low, high = expected
+    assert retry_after == low if low is None else low <= retry_after <= high

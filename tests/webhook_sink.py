@@ -5,7 +5,7 @@
         requests = sink.wait_for(3, timeout=5)      # the first 3 requests, or AssertionError
 
 Behaviours: `status` for every answer; `fail_first=N` answers `fail_status`
-(500) to the first N requests; `delay` seconds before answering (a slow
+(500) to the first N requests, with a `Retry-After: <retry_after>` header if given; `delay` seconds before answering (a slow
 endpoint); `hang=True` reads the request and never answers until the sink
 stops. `refused_url()` gives a URL where nothing listens. Pass an
 `ssl_context` (server side) for https.
@@ -51,8 +51,19 @@ class Request:
 
 
 class WebhookSink:
-    def __init__(self, status=200, *, fail_first=0, fail_status=500, delay=0.0, hang=False, ssl_context=None):
+    def __init__(
+        self,
+        status=200,
+        *,
+        fail_first=0,
+        fail_status=500,
+        retry_after=None,
+        delay=0.0,
+        hang=False,
+        ssl_context=None,
+    ):
         self.status = status
+        self.retry_after = retry_after  # Retry-After header value sent with the failures
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.delay = delay
@@ -141,8 +152,10 @@ class WebhookSink:
                     return
                 if sink.delay:
                     time.sleep(sink.delay)
-                status = sink.fail_status if number <= sink.fail_first else sink.status
-                self.send_response(status)
+                failing = number <= sink.fail_first
+                self.send_response(sink.fail_status if failing else sink.status)
+                if failing and sink.retry_after is not None:
+                    self.send_header("Retry-After", sink.retry_after)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

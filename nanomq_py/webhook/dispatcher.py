@@ -186,7 +186,7 @@ class Dispatcher:
         work = [[body, 0] for body in map(self._body, batch) if body is not None]  # [body, failed tries]
         try:
             while work:
-                statuses, error = self._sender.post_batch([body for body, _ in work])
+                statuses, error, retry_after = self._sender.post_batch([body for body, _ in work])
                 cut = None
                 for index, status in enumerate(statuses):
                     if 200 <= status < 300:
@@ -215,7 +215,8 @@ class Dispatcher:
                     continue
                 log.debug("webhook POST to %s: %s, sending %d again", self._url, problem, len(work))
                 self.counters.retried += len(work)
-                gevent.sleep(self._settings.retry_backoff * (2 ** (head[1] - 1)))
+                backoff = self._settings.retry_backoff * (2 ** (head[1] - 1))
+                gevent.sleep(backoff if retry_after is None else max(backoff, retry_after))
         except gevent.GreenletExit:
             self.counters.dropped += len(work)  # killed while sending at the end of the drain
             raise

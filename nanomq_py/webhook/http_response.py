@@ -28,7 +28,7 @@ closes it). Every loop either consumes bytes under those bounds or ends.
 from __future__ import annotations
 
 import re
-from time import monotonic
+from time import monotonic, time
 
 __all__ = ["MAX_DRAINED_BODY_BYTES", "MAX_HEAD_BYTES", "MalformedResponse", "ResponseStream", "read_response"]
 
@@ -36,6 +36,7 @@ MAX_HEAD_BYTES = 16 * 1024
 MAX_CHUNK_LINE_BYTES = 1024
 MAX_DRAINED_BODY_BYTES = 1024 * 1024
 MAX_INTERIM_RESPONSES = 4
+MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is honoured as this long
 RECV_BYTES = 16 * 1024
 
 _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?")
@@ -69,11 +70,12 @@ class ResponseStream:
     still unread once every expected response has been taken.
     """
 
-    __slots__ = ("_reader", "_timeout")
+    __slots__ = ("_reader", "_timeout", "retry_after")
 
     def __init__(self, sock, timeout: float):
         self._reader = _Reader(sock, 0.0)
         self._timeout = timeout
+        self.retry_after = None  # seconds asked by the last 429/503 response's Retry-After
 
     @property
     def leftover(self) -> bool:
@@ -83,13 +85,15 @@ class ResponseStream:
         reader = self._reader
         reader.deadline = monotonic() + self._timeout
         for _ in range(MAX_INTERIM_RESPONSES + 1):
-            status, reusable, framing, length = _parse_head(reader.head())
+            head = reader.head()
+            status, reusable, framing, length = _parse_head(head)
             if status >= 200:
                 break
             if status == 101:
                 raise MalformedResponse("101 Switching Protocols was not asked for")
         else:
             raise MalformedResponse(f"more than {MAX_INTERIM_RESPONSES} interim (1xx) responses")
+        self.retry_after = _retry_after(head) if status in (429, 503) else None
         if status in _NO_BODY_STATUSES:
             pass
         elif framing == "length":
@@ -138,6 +142,28 @@ def _parse_head(head: bytes) -> tuple[int, bool, str, int]:
     if lengths is None:
         return int(code), reusable, "eof", 0
     return int(code), reusable, "length", _content_length(lengths)
+
+
+def _retry_after(head: bytes) -> float | None:
+    """Seconds from a Retry-After header (delay-seconds or an HTTP-date), capped at
+    MAX_RETRY_AFTER; None when there is none or it cannot be read."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.lower() != b"retry-after":
+            continue
+        value = value.strip(b" \t")
+        if _DIGITS.fullmatch(value):
+            return min(float(int(value)), MAX_RETRY_AFTER)
+        from email.utils import parsedate_to_datetime  # http.client has imported it already
+
+        try:
+            when = parsedate_to_datetime(value.decode("latin-1"))
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return min(max(0.0, when.timestamp() - time()), MAX_RETRY_AFTER)
+    return None
 
 
 def _has_close_token(value: bytes) -> bool:

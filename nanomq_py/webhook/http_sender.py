@@ -89,24 +89,28 @@ class HttpSender:
         self.batch_limit = 1  # how many POSTs post_batch() may pipeline now
 
     def post(self, body: bytes) -> int:
-        statuses, error = self.post_batch((body,))
+        statuses, error, _ = self.post_batch((body,))
         if error is not None:
             raise error
         return statuses[0]
 
-    def post_batch(self, bodies) -> tuple[list[int], Exception | None]:
+    def post_batch(self, bodies) -> tuple[list[int], Exception | None, float | None]:
         """POST every body in one write on one connection and read the responses in order.
 
-        Returns the statuses of the requests answered, in order, and the exception
-        that ended the exchange early, or None. Requests past the answered ones got
-        no response: with an exception their fate is unknown; without one the server
-        closed the connection after the last answer (Connection: close), so it did
-        not take them. Either way the caller may send them again.
+        Returns the statuses of the requests answered, in order; the exception
+        that ended the exchange early, or None; and the Retry-After seconds of
+        the first answer that asks for a retry (429, 5xx), or None. Requests past
+        the answered ones got no response: with an exception their fate is
+        unknown; without one the server closed the connection after the last
+        answer (Connection: close), so it did not take them. Either way the
+        caller may send them again.
         """
         pool = self._pool
         conn = pool._get_conn()  # urllib3 has no public way to borrow a pooled connection
         reusable = False
         statuses = []
+        retry_after = None
+        retry_seen = False
         try:
             if conn.sock is None:
                 conn.connect()
@@ -118,14 +122,16 @@ class HttpSender:
             for _ in bodies:
                 status, reusable = responses.next()
                 statuses.append(status)
+                if (status == 429 or status >= 500) and not retry_seen:
+                    retry_seen, retry_after = True, responses.retry_after
                 if not reusable:
                     break
             self._learned(reusable, len(statuses) < len(bodies))
             reusable = reusable and not responses.leftover
-            return statuses, None
+            return statuses, None, retry_after
         except Exception as exc:
             reusable = False
-            return statuses, exc
+            return statuses, exc, retry_after
         finally:
             if not reusable:
                 conn.close()
