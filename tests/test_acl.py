@@ -307,6 +307,7 @@ def test_the_readme_example_files(tmp_path):
         ]
         sensor.publish_acked("devices/s2/temp", b"21")
         sensor.publish_acked("devices/s1/temp", b"22")
+        assert dashboard.expect(Publish).topic == "$SYS/brokers/client_status/s1"  # s1 came online
         assert dashboard.expect(Publish).topic == "devices/s1/temp"
     finally:
         proc.stop()

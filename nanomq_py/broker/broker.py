@@ -20,6 +20,7 @@ from .client import CLOSED, CONNECTED, NEW, Client
 from .flow import FlowControl
 from .retained import RetainedStore
 from .stats import Stats
+from .sys_topics import client_offline
 from .trie import SubscriptionTrie
 from .will import publish_will, schedule_will
 
@@ -149,6 +150,7 @@ class Broker:
                 session.expires_at = (
                     None if session.expiry_interval is None else monotonic() + session.expiry_interval
                 )
+        client_offline(self, info, reason)
         if self.hooks is not None:
             self.hooks.on_client_disconnected(info, reason)
 

@@ -20,6 +20,7 @@ from .client import CONNECTED, NEW
 from .events import ClientInfo
 from .message import Message
 from .session import Session
+from .sys_topics import client_online
 from .will import cancel_will
 
 _V5_CODE_FOR = {
@@ -120,6 +121,7 @@ def handle_connect(broker, client, packet):
     broker.clients[client_id] = client
     if hooks is not None:
         hooks.on_client_connected(info)
+    client_online(broker, info)
     if present:
         session.resend_inflight(client)
     session.fill_window()
