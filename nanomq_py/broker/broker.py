@@ -194,16 +194,17 @@ class Broker:
 
     # -- routing ------------------------------------------------------------
 
-    def route(self, msg, publisher_id=None):
+    def route(self, msg, publisher_id=None, cache=True):
         """Hand msg to every session whose subscriptions match its topic;
-        returns how many subscriptions matched (0: nobody, PUBACK says so in v5)."""
+        returns how many subscriptions matched (0: nobody, PUBACK says so in v5).
+        `cache` False keeps a one-off topic out of the trie's match cache."""
         stats = self.stats
         stats.received += 1
         if self.hooks is not None:
             self.hooks.on_message_publish(msg)
         if msg.retain:
             self.retained.store(msg)
-        deliveries, groups = self.trie.match(msg.topic)
+        deliveries, groups = self.trie.match(msg.topic, cache)
         msg_qos = msg.qos
         msg_retain = msg.retain
         for d in deliveries:

@@ -27,7 +27,10 @@ _REASON_CODES = {rc.reason_name(code, DISCONNECT): code for code in rc.VALID_REA
 _REASON_CODES.update(normal=rc.NORMAL_DISCONNECTION, takenover=rc.SESSION_TAKEN_OVER)
 
 
-def client_online(broker, info, return_code=0):
+def client_online(broker, info):
+    """The client was accepted (CONNACK 0) and its session attached."""
+    if not _wanted(broker, info):
+        return
     _publish(
         broker,
         info,
@@ -37,7 +40,7 @@ def client_online(broker, info, return_code=0):
             "ts": int(time() * 1000),
             "proto_name": _PROTOCOL_NAMES.get(info.proto_ver, "MQTT"),
             "keepalive": info.keepalive,
-            "return_code": f"{return_code:x}",
+            "return_code": "0",
             "proto_ver": info.proto_ver,
             "client_id": info.client_id,
             "clean_start": int(info.clean_start),
@@ -47,6 +50,9 @@ def client_online(broker, info, return_code=0):
 
 
 def client_offline(broker, info, reason):
+    """The connection of a connected client ended, for `reason`."""
+    if not _wanted(broker, info):
+        return
     _publish(
         broker,
         info,
@@ -62,11 +68,18 @@ def client_offline(broker, info, reason):
     )
 
 
-def _publish(broker, info, body):
+def _wanted(broker, info):
+    """Whether anyone can receive the message: a `$SYS` subscription or a webhook
+    (in the usual case, neither: a dict lookup per connect, no JSON), and the
+    client id can be a topic level (no `+` or `#`)."""
+    if broker.hooks is None and not broker.trie.has_subscriptions_under("$SYS"):
+        return False
     client_id = info.client_id
-    if "+" in client_id or "#" in client_id:
-        return
+    return "+" not in client_id and "#" not in client_id
+
+
+def _publish(broker, info, body):
     import json  # once a client connects; an idle broker does without it
 
     payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    broker.route(Message(PREFIX + client_id, payload))
+    broker.route(Message(PREFIX + info.client_id, payload), cache=False)  # one topic per client id

@@ -153,8 +153,13 @@ class SubscriptionTrie:
             del path[depth - 1].children[levels[depth - 1]]
         return True
 
-    def match(self, topic):
-        """(deliveries, shared_groups) for a topic name; cached until the trie changes."""
+    def has_subscriptions_under(self, first_level):
+        """Whether any filter starts with this literal level (e.g. "$SYS")."""
+        return first_level in self._root.children
+
+    def match(self, topic, cache=True):
+        """(deliveries, shared_groups) for a topic name; cached until the trie
+        changes, unless `cache` is False (topics seen once, e.g. per client id)."""
         hit = self._cache.get(topic)
         if hit is not None:
             return hit
@@ -176,6 +181,8 @@ class SubscriptionTrie:
         else:
             deliveries = _merge(subs)
         result = (deliveries, groups)
+        if not cache:
+            return result
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[topic] = result
