@@ -71,10 +71,28 @@ def _in_child(function, *args):
         finally:
             os._exit(0)
     os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as source:
-        payload = source.read()
+    payload = _read_to_end(read_fd)
     os.waitpid(pid, 0)
     return marshal.loads(payload) if payload else (False, None)
+
+
+def _read_to_end(fd):
+    """Every byte until EOF, then close. Inside the running broker (a reload) the
+    wait is in gevent's hub, so clients are served while the child parses."""
+    gevent_os = sys.modules.get("gevent.os")
+    if gevent_os is None:
+        with os.fdopen(fd, "rb") as source:
+            return source.read()
+    gevent_os.make_nonblocking(fd)
+    chunks = []
+    try:
+        while True:
+            data = gevent_os.nb_read(fd, 65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- arguments
@@ -116,7 +134,7 @@ def _parser():
     )
     parser.add_argument("--version", action="version", version=f"nanomq_py {__version__}")
     parser.set_defaults(command=None)
-    commands = parser.add_subparsers(title="commands", metavar="{start,stop,restart}")
+    commands = parser.add_subparsers(title="commands", metavar="{start,stop,restart,reload}")
 
     options = argparse.ArgumentParser(add_help=False)
     files = options.add_argument_group("configuration")
@@ -184,6 +202,14 @@ def _parser():
         description="Restart the broker.",
     )
     restart.set_defaults(command="restart")
+    reload = commands.add_parser(
+        "reload",
+        help="make the running broker re-read its configuration",
+        description="Make the running broker re-read the configuration it was started with (SIGHUP). "
+        "log and auth (passwords, ACL, http_auth) apply at once; listeners, mqtt and webhook "
+        "changes apply on restart. A bad file changes nothing; the broker's log says what happened.",
+    )
+    reload.set_defaults(command="reload")
     return parser
 
 
@@ -310,6 +336,9 @@ def _read_settings(args):
 
 
 def _start_command(args):
+    for attribute in ("conf", "old_conf"):  # a reload re-reads them, whatever the cwd is then
+        if getattr(args, attribute):
+            setattr(args, attribute, os.path.abspath(getattr(args, attribute)))
     settings, warnings, error = _load_settings(args)
     if error is not None:
         print(error, file=sys.stderr)
@@ -331,8 +360,8 @@ def _start_command(args):
     if args.tq_thread or args.max_tq_thread or args.parallel:
         log.warning("--tq_thread, --max_tq_thread and --parallel are ignored: gevent runs on one thread")
     if settings.daemon:
-        return _start_daemon(settings)
-    return _serve(settings, _Console())
+        return _start_daemon(settings, args)
+    return _serve(settings, _Console(), args)
 
 
 def _stop_command(args):
@@ -352,7 +381,22 @@ def _restart_command(args):
     return _start_command(args)
 
 
-_COMMANDS = {"start": _start_command, "stop": _stop_command, "restart": _restart_command}
+def _reload_command(args):
+    pid = _running_pid(_pid_file())
+    if pid is None:
+        print(NOT_RUNNING, file=sys.stderr)
+        return 1
+    os.kill(pid, signal.SIGHUP)
+    print(f"NanoMQ (pid {pid}) is reloading its configuration; its log says what was applied")
+    return 0
+
+
+_COMMANDS = {
+    "start": _start_command,
+    "stop": _stop_command,
+    "restart": _restart_command,
+    "reload": _reload_command,
+}
 
 
 def _stop_pid(pid, pid_file):
@@ -412,7 +456,7 @@ class _ParentPipe:
         self.stream.close()
 
 
-def _start_daemon(settings):
+def _start_daemon(settings, args):
     """Double fork; the original process returns once the daemon reports it started (or failed)."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -430,7 +474,7 @@ def _start_daemon(settings):
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
-    return _serve(settings, _ParentPipe(write_fd))
+    return _serve(settings, _ParentPipe(write_fd), args)
 
 
 def _relay_daemon_report(read_fd):
@@ -446,8 +490,9 @@ def _relay_daemon_report(read_fd):
     return 0 if started else 1
 
 
-def _serve(settings, report):
-    """Start the server, announce it, serve until SIGTERM/SIGINT; the exit code."""
+def _serve(settings, report, args):
+    """Start the server, announce it, serve until SIGTERM/SIGINT (SIGHUP: reload
+    the configuration from `args`' files); the exit code."""
     import gevent  # only now: after any fork
 
     from nanomq_py.server import Server
@@ -485,6 +530,7 @@ def _serve(settings, report):
         # Handlers first: whoever reads the started line may signal at once.
         handlers = [gevent.signal_handler(signal.SIGTERM, stop, "SIGTERM")]
         handlers.append(gevent.signal_handler(signal.SIGINT, stop, "SIGINT"))
+        handlers.append(gevent.signal_handler(signal.SIGHUP, gevent.spawn, _reload, server, args))
         for kind, host, port in server.addresses:
             report.say(f"NanoMQ listening on {kind}://{_host_text(host)}:{port}")
         report.say(STARTED)
@@ -500,6 +546,25 @@ def _serve(settings, report):
         return 1
     finally:
         _remove_pid_file(settings.pid_file, os.getpid())
+
+
+def _reload(server, args):
+    """SIGHUP: re-read the configuration in a child and apply what can change live."""
+    log.info("SIGHUP: reloading the configuration")
+    settings, warnings, error = _load_settings(args)
+    if error is not None:
+        log.error("reload refused, the running configuration is kept: %s", error)
+        return
+    for warning in warnings:
+        log.warning("%s", warning)
+    try:
+        pending = server.reload(settings)
+    except OSError as exc:
+        log.error("reload refused, the running configuration is kept: cannot open the log file: %s", exc)
+        return
+    log.info("configuration reloaded from %s: log and auth applied", settings.source)
+    if pending:
+        log.warning("reload: %s changed; that applies on restart (nanomq restart)", ", ".join(pending))
 
 
 def _host_text(host):

@@ -73,6 +73,15 @@ def setup_logging(log_settings) -> logging.Logger:
     return logger
 
 
+def check_log_file(log_settings) -> None:
+    """OSError now if the log file of these settings cannot be opened for appending,
+    before setup_logging takes the current handlers down (a reload keeps them then)."""
+    if "file" in log_settings.to:
+        os.makedirs(log_settings.dir, exist_ok=True)
+        with open(os.path.join(log_settings.dir, log_settings.file), "a", encoding="utf-8"):
+            pass
+
+
 def console_shows(log_settings, level) -> bool:
     """Whether a record of `level` reaches stderr with these settings."""
     return "console" in log_settings.to and LEVELS[log_settings.level] <= level

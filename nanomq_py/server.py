@@ -73,6 +73,25 @@ class Server:
         if self.webhook is not None:
             self.webhook.start()
 
+    def reload(self, new):
+        """Apply a re-read configuration while running. `log` and `auth` take effect
+        at once (new CONNECTs check the new passwords; every connection's cached
+        ACL verdicts are dropped); returns the names of the sections that changed
+        but apply only on a restart. Raises OSError, changing nothing, when the new
+        log file cannot be opened."""
+        from .logs import check_log_file, setup_logging
+
+        current = self.settings
+        if new.log != current.log:
+            check_log_file(new.log)
+            setup_logging(new.log)
+            current.log = new.log
+        if new.auth != current.auth:
+            self.broker.reload_auth(new.auth)
+        return [
+            name for name in ("listeners", "mqtt", "webhook") if getattr(new, name) != getattr(current, name)
+        ]
+
     def serve_forever(self):
         self._stopped.wait()
 

@@ -225,7 +225,7 @@ def test_restart_replaces_the_running_daemon(tmp_path, cleanup_pids):
 
 
 @pytest.mark.skipif(shutil.which("dash") is None, reason="needs dash (a POSIX sh without bashisms)")
-def test_init_script_start_status_stop(tmp_path, cleanup_pids):
+def test_init_script_start_status_reload_stop(tmp_path, cleanup_pids):
     conf = write_conf(tmp_path, LOCAL_TCP)
     env = cli_env(
         tmp_path, NANOMQ_BIN=str(REPO / "scripts" / "nanomq"), NANOMQ_CONF=str(conf), PYTHON=sys.executable
@@ -243,6 +243,10 @@ def test_init_script_start_status_stop(tmp_path, cleanup_pids):
     round_trip(listener_of(started.stdout))
     status = init("status")
     assert status.returncode == 0 and f"running (pid {pid})" in status.stdout
+    reload = init("reload")
+    assert reload.returncode == 0 and f"NanoMQ (pid {pid}) is reloading" in reload.stdout
+    round_trip(listener_of(started.stdout))  # the daemon re-read its file and serves on
+    assert read_pid(tmp_path / "nanomq.pid") == pid
     assert init("stop").returncode == 0
     assert not process_exists(pid)
     assert init("status").returncode == 3

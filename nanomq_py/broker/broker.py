@@ -57,6 +57,14 @@ class Broker:
 
     # -- connection life ----------------------------------------------------
 
+    def reload_auth(self, auth_settings):
+        """New passwords, ACL and http_auth (nanomq reload): for new CONNECTs, and for
+        every connection's next publish or subscribe (cached verdicts are dropped)."""
+        self.auth = Authenticator(auth_settings)
+        self.settings.auth = auth_settings
+        for client in self.connections:
+            client.acl_cache = None
+
     def connection_made(self, transport):
         client = Client(self, transport)
         self.connections.add(client)
