@@ -164,6 +164,16 @@ def test_shipped_default_conf_webhook_block_works_uncommented(conf):
     )
 
 
+def test_shipped_default_conf_http_server_block_works_uncommented(conf):
+    text = (REPO / "etc" / "nanomq.conf").read_text()
+    start = text.index("# http_server {")
+    end = text.index("# }\n", start) + len("# }\n")
+    block = [line[2:] if line.startswith("# ") else line.lstrip("#") for line in text[start:end].splitlines()]
+    settings, warnings = load(conf(text[:start] + "\n".join(block) + "\n" + text[end:]))
+    assert warnings == []
+    assert settings.http_server == HttpServerSettings()
+
+
 def test_tutorial_webhook_block(conf):
     settings, warnings = load(conf(TUTORIAL_WEBHOOK))
     assert warnings == []
