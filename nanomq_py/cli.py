@@ -533,6 +533,9 @@ def _serve(settings, report, args):
         handlers.append(gevent.signal_handler(signal.SIGHUP, gevent.spawn, _reload, server, args))
         for kind, host, port in server.addresses:
             report.say(f"NanoMQ listening on {kind}://{_host_text(host)}:{port}")
+        if server.http_api is not None:
+            host, port = server.http_api.address
+            report.say(f"NanoMQ HTTP API listening on http://{_host_text(host)}:{port}")
         report.say(STARTED)
         report.close()
         log.info("NanoMQ started (pid %d, config %s)", os.getpid(), settings.source)

@@ -38,11 +38,21 @@ def _load_webhook(settings):
     return WebHook(settings.webhook)
 
 
+def _load_http_api(settings, broker):
+    """Import the HTTP API only when `http_server` is configured: idle RSS matters."""
+    if settings.http_server is None:
+        return None
+    from .http_api import HttpApi
+
+    return HttpApi(settings.http_server, broker)
+
+
 class Server:
     def __init__(self, settings):
         self.settings = settings
         self.webhook = _load_webhook(settings)
         self.broker = Broker(settings, self.webhook)
+        self.http_api = _load_http_api(settings, self.broker)
         self.conns = ConnectionSet()
         self.addresses = []
         self._sockets = []
@@ -50,8 +60,8 @@ class Server:
         self._stopped = Event()
 
     def start(self):
-        """Build every listener's TLS/WebSocket layer and bind every socket, then
-        start accepting; nothing runs if a certificate or a bind fails."""
+        """Build every listener's TLS/WebSocket layer and bind every socket (the HTTP
+        API's too), then start accepting; nothing runs if a certificate or a bind fails."""
         from .transport.streams import filter_factory
 
         layers = [filter_factory(listener, self.settings) for listener in self.settings.listeners]
@@ -59,6 +69,8 @@ class Server:
         try:
             for listener in self.settings.listeners:
                 bound.append(open_listener(listener.host, listener.port))
+            if self.http_api is not None:
+                self.http_api.bind()
         except OSError:
             for sock in bound:
                 sock.close()
@@ -70,6 +82,9 @@ class Server:
             self._greenlets.append(gevent.spawn(accept_forever, sock, self.broker, self.conns, make_filter))
             log.info("listening on %s://%s:%s%s", listener.kind, host, port, listener.path)
         self._greenlets.append(gevent.spawn(sweep_forever, self.broker, self.conns))
+        if self.http_api is not None:
+            self.http_api.start()
+            log.info("NanoMQ HTTP API listening on http://%s:%s", *self.http_api.address)
         if self.webhook is not None:
             self.webhook.start()
 
@@ -89,17 +104,21 @@ class Server:
         if new.auth != current.auth:
             self.broker.reload_auth(new.auth)
         return [
-            name for name in ("listeners", "mqtt", "webhook") if getattr(new, name) != getattr(current, name)
+            name
+            for name in ("listeners", "mqtt", "webhook", "http_server")
+            if getattr(new, name) != getattr(current, name)
         ]
 
     def serve_forever(self):
         self._stopped.wait()
 
     def stop(self, timeout=None):
-        """Stop accepting, close every client (wills as the spec says), drain the
+        """Stop the HTTP API, stop accepting, close every client (wills as the spec says), drain the
         webhook for `timeout` seconds (default: its configured drain_timeout)."""
         if self._stopped.is_set():
             return
+        if self.http_api is not None:
+            self.http_api.stop()
         for greenlet in self._greenlets:
             greenlet.kill(block=False)
         for sock in self._sockets:

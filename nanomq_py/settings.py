@@ -238,12 +238,24 @@ class WebhookSettings(_Fields):
     drain_timeout: float = 5.0  # seconds spent draining the queue at stop
 
 
+class HttpServerSettings(_Fields):
+    """The `http_server { }` block: NanoMQ's HTTP API (v4) on its own port, basic auth."""
+
+    host: str = "0.0.0.0"
+    port: int = 8081  # 0: a free port, printed at start
+    limit_conn: int = 32  # connections served at once; more wait in the listen backlog
+    username: str = "admin"
+    password: str = "public"
+    auth_type: str = "basic"  # only basic: NanoMQ's jwt is refused by the config reader
+
+
 class Settings(_Fields):
     listeners: list[ListenerSettings] = _New(lambda: [ListenerSettings()])
     mqtt: MqttSettings = _New(MqttSettings)
     auth: AuthSettings = _New(AuthSettings)
     log: LogSettings = _New(LogSettings)
     webhook: WebhookSettings | None = None
+    http_server: HttpServerSettings | None = None
     daemon: bool = False
     pid_file: str = DEFAULT_PID_FILE
     source: str = "<built-in defaults>"  # file the settings came from, for messages

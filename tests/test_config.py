@@ -16,6 +16,7 @@ from nanomq_py.settings import (
     AuthSettings,
     HttpAuthRequest,
     HttpAuthSettings,
+    HttpServerSettings,
     ListenerSettings,
     LogSettings,
     MqttSettings,
@@ -163,6 +164,16 @@ def test_shipped_default_conf_webhook_block_works_uncommented(conf):
     )
 
 
+def test_shipped_default_conf_http_server_block_works_uncommented(conf):
+    text = (REPO / "etc" / "nanomq.conf").read_text()
+    start = text.index("# http_server {")
+    end = text.index("# }\n", start) + len("# }\n")
+    block = [line[2:] if line.startswith("# ") else line.lstrip("#") for line in text[start:end].splitlines()]
+    settings, warnings = load(conf(text[:start] + "\n".join(block) + "\n" + text[end:]))
+    assert warnings == []
+    assert settings.http_server == HttpServerSettings()
+
+
 def test_tutorial_webhook_block(conf):
     settings, warnings = load(conf(TUTORIAL_WEBHOOK))
     assert warnings == []
@@ -193,7 +204,8 @@ def test_nanomq_shipped_conf_loads_with_warnings_for_what_we_do_not_use(conf):
     assert settings.log.to == ["file", "console"]
     assert len(warnings) == 3
     assert f"{path}: mqtt.max_awaiting_rel = 10 seconds is a message count, not a duration" in warnings[0]
-    assert any("http_server is a NanoMQ setting that nanomq_py does not use" in w for w in warnings)
+    assert settings.http_server == HttpServerSettings(port=8081, limit_conn=2)
+    assert any("http_server.jwt is a NanoMQ setting that nanomq_py does not use" in w for w in warnings)
     assert any("auth.cache is a NanoMQ setting" in w for w in warnings)
 
 
@@ -452,6 +464,21 @@ def test_webhook_enable_false_disables_it_and_no_block_means_off(conf):
     assert load(conf("mqtt {}"))[0].webhook is None
 
 
+def test_http_server_block(conf):
+    settings, warnings = load(
+        conf(
+            'http_server { bind = "127.0.0.1", port = 0, limit_conn = 4, username = u, password = p, '
+            "auth_type = Basic }"
+        )
+    )
+    assert warnings == []
+    assert settings.http_server == HttpServerSettings("127.0.0.1", 0, 4, "u", "p", "basic")
+    assert load(conf("http_server {}"))[0].http_server == HttpServerSettings()
+    assert load(conf('http_server { bind = "[::1]" }'))[0].http_server.host == "::1"
+    assert load(conf("http_server { enable = false, port = -1 }"))[0].http_server is None
+    assert load(conf("mqtt {}"))[0].http_server is None
+
+
 def test_topic_on_a_non_message_event_is_ignored_with_a_warning(conf):
     settings, warnings = load(
         conf('webhook { url = "http://h", events = [{event = on_client_connack, topic = "a"}] }')
@@ -551,6 +578,25 @@ def test_topic_on_a_non_message_event_is_ignored_with_a_warning(conf):
         ),
         ('auth.http_auth.auth_req.url = "mqtt://x"', "auth.http_auth.auth_req.url", '"mqtt://x"', "http://"),
         ("log.rotation.count = 0", "log.rotation.count", "0", "an integer >= 1"),
+        (
+            "http_server { auth_type = jwt }",
+            "http_server.auth_type",
+            '"jwt"',
+            "expected basic (nanomq_py does not support JWT authentication)",
+        ),
+        ("http_server { auth_type = digest }", "http_server.auth_type", '"digest"', "expected basic"),
+        ("http_server { port = 65536 }", "http_server.port", "65536", "an integer from 0 to 65535"),
+        ("http_server { port = http }", "http_server.port", '"http"', "an integer from 0 to 65535"),
+        ("http_server { limit_conn = 0 }", "http_server.limit_conn", "0", "an integer >= 1"),
+        ('http_server { username = "" }', "http_server.username", '""', "a non-empty string"),
+        ('http_server { password = "" }', "http_server.password", '""', "a non-empty string"),
+        (
+            'http_server { bind = "0.0.0.0:8081" }',
+            "http_server.bind",
+            '"0.0.0.0:8081"',
+            "an IP address or a host name, without a port",
+        ),
+        ("http_server = 8081", "http_server", "8081", "an object"),
     ],
 )
 def test_bad_value_gives_one_line_naming_file_key_value_and_allowed(conf, text, key, value, allowed):
@@ -653,6 +699,21 @@ def test_environment_overrides_the_file(conf):
         ("tcp", "127.0.0.1", 1999, ""),
         ("ws", "127.0.0.1", 8888, "/ws"),
     ]
+
+
+def test_http_server_environment(conf):
+    env = {"NANOMQ_HTTP_SERVER_PORT": "8090", "NANOMQ_HTTP_SERVER_USERNAME": "root"}
+    settings, warnings = load(env=env)
+    assert (settings.http_server, warnings) == (None, [])  # no block and no ENABLE: off, as in NanoMQ
+    settings, _ = load(env={**env, "NANOMQ_HTTP_SERVER_ENABLE": "true", "NANOMQ_HTTP_SERVER_PASSWORD": "pw"})
+    assert settings.http_server == HttpServerSettings(port=8090, username="root", password="pw")
+    settings, _ = load(conf("http_server { port = 8081 }"), env=env)
+    assert (settings.http_server.port, settings.http_server.username) == (8090, "root")
+    message = error_of(env={"NANOMQ_HTTP_SERVER_ENABLE": "yes", "NANOMQ_HTTP_SERVER_AUTH_TYPE": "jwt"})
+    assert message == (
+        'environment: NANOMQ_HTTP_SERVER_AUTH_TYPE = "jwt" is invalid: '
+        "expected basic (nanomq_py does not support JWT authentication)"
+    )
 
 
 def test_tls_environment_creates_the_ssl_listener(tmp_path):
@@ -796,9 +857,8 @@ def test_old_conf_maps_to_the_same_settings(conf):
     assert settings.auth.users == {"admin": "public"}
     assert [rule.who for rule in settings.auth.acl] == [("username", "dashboard"), ("all",)]
     assert (settings.log.to, settings.log.level) == (["file", "console"], "info")
-    assert warnings == [
-        f"{path}: NanoMQ settings that nanomq_py does not use are ignored: num_taskq_thread, http_server.*"
-    ]
+    assert settings.http_server is None  # http_server.enable=false
+    assert warnings == [f"{path}: NanoMQ settings that nanomq_py does not use are ignored: num_taskq_thread"]
 
 
 def test_old_conf_webhook_is_off_unless_enabled(conf):
@@ -806,6 +866,28 @@ def test_old_conf_webhook_is_off_unless_enabled(conf):
     assert load(old=path)[0].webhook is None
     path = conf("web.hook.url=http://127.0.0.1:80\n", name="old2.conf")
     assert load(old=path)[0].webhook is None
+
+
+def test_old_conf_http_server_keys(conf):
+    text = (
+        "http_server.enable=true\nhttp_server.port=8082\nhttp_server.parallel=32\n"
+        "http_server.username=root\nhttp_server.password=secret\nhttp_server.auth_type=basic\n"
+        "http_server.jwt.public.keyfile=/etc/certs/jwt/jwtRS256.key.pub\n"
+    )
+    path = conf(text, name="old.conf")
+    settings, warnings = load(old=path)
+    assert settings.http_server == HttpServerSettings(port=8082, username="root", password="secret")
+    assert warnings == [
+        f"{path}: NanoMQ settings that nanomq_py does not use are ignored: "
+        "http_server.parallel, http_server.jwt.*"
+    ]
+    path = conf("http_server.port=8082\n", name="old2.conf")
+    assert load(old=path)[0].http_server is None  # off unless http_server.enable=true
+    path = conf("http_server.enable=true\nhttp_server.auth_type=jwt\n", name="old3.conf")
+    assert error_of(old=path) == (
+        f"{path}: http_server.auth_type = jwt is invalid: "
+        "expected basic (nanomq_py does not support JWT authentication)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -907,6 +989,7 @@ def test_settings_cross_from_the_config_child_as_marshal_data():
             events=[WebhookRule("on_message_publish", "t/#"), WebhookRule("on_client_connack")],
             tls=WebhookTls(verify=False),
         ),
+        http_server=HttpServerSettings("::1", 0, 3, "a", "b"),
         daemon=True,
     )
     back = from_data(marshal.loads(marshal.dumps(to_data(settings))))

@@ -7,6 +7,7 @@ from nanomq_py.settings import Settings
 
 from .auth import read_auth
 from .context import Section
+from .http_server import read_http_server
 from .listeners import read_listeners
 from .log import read_log
 from .mqtt import read_mqtt
@@ -34,5 +35,8 @@ def build_settings(ctx, tree):
     webhook = root.section("webhook")
     if webhook is not None:
         settings.webhook = read_webhook(webhook)
+    http_server = root.section("http_server")
+    if http_server is not None:
+        settings.http_server = read_http_server(http_server)
     root.finish()
     return settings

@@ -17,7 +17,7 @@ _NANOMQ_UNUSED = (
     ("mqtt", "client_max_packet_size"),
     ("auth", "cache"),
     ("log", "uds_addr"),
-    ("http_server",),
+    ("http_server", "jwt"),
     ("sqlite",),
     ("bridges",),
     ("preset",),

@@ -41,28 +41,31 @@ ENV_KEYS = {
     "NANOMQ_LOG_FILE": "log.file",
     "NANOMQ_LOG_ROTATION_SIZE": "log.rotation.size",
     "NANOMQ_LOG_ROTATION_COUNT": "log.rotation.count",
+    "NANOMQ_HTTP_SERVER_ENABLE": "http_server.enable",
+    "NANOMQ_HTTP_SERVER_PORT": "http_server.port",
+    "NANOMQ_HTTP_SERVER_USERNAME": "http_server.username",
+    "NANOMQ_HTTP_SERVER_PASSWORD": "http_server.password",
+    "NANOMQ_HTTP_SERVER_AUTH_TYPE": "http_server.auth_type",
 }
-# NanoMQ variables with no meaning here (threads, its HTTP server): a warning, not an error.
+# NanoMQ variables with no meaning here (threads, HTTP server URL and threads): a warning, not an error.
 _ENV_UNUSED = (
     "NANOMQ_NUM_TASKQ_THREAD",
     "NANOMQ_MAX_TASKQ_THREAD",
     "NANOMQ_PARALLEL",
     "NANOMQ_CLIENT_MAX_PACKET_SIZE",
-    "NANOMQ_HTTP_SERVER_ENABLE",
     "NANOMQ_HTTP_SERVER_URL",
-    "NANOMQ_HTTP_SERVER_PORT",
     "NANOMQ_HTTP_SERVER_PARALLEL",
-    "NANOMQ_HTTP_SERVER_USERNAME",
-    "NANOMQ_HTTP_SERVER_PASSWORD",
-    "NANOMQ_HTTP_SERVER_AUTH_TYPE",
 )
 _URL_TEXT = "expected nmq-tcp://host:port, tls+nmq-tcp://host:port, nmq-ws://host:port/path or nmq-wss://..."
 
 
 def apply_environment(ctx, tree, env):
+    had_http_server = "http_server" in tree
     for name, key in ENV_KEYS.items():
         if name in env:
             apply_override(ctx, tree, name, key, env[name], "environment")
+    if not had_http_server and "http_server" in tree:  # as in NanoMQ: on only with NANOMQ_HTTP_SERVER_ENABLE
+        tree["http_server"].setdefault("enable", False)
     for name in _ENV_UNUSED:
         if name in env:
             ctx.warn(f"environment: {name} is a NanoMQ setting that nanomq_py does not use (ignored)")

@@ -45,6 +45,11 @@ class _OldConfReader:
         "auth.http.connect_timeout": "auth.http_auth.connect_timeout",
         "auth.http.pool_size": "auth.http_auth.pool_size",
         "auth.http.cache_ttl": "auth.http_auth.cache_ttl",
+        "http_server.enable": "http_server.enable",
+        "http_server.port": "http_server.port",
+        "http_server.username": "http_server.username",
+        "http_server.password": "http_server.password",
+        "http_server.auth_type": "http_server.auth_type",
         "web.hook.enable": "webhook.enable",
         "web.hook.url": "webhook.url",
         "web.hook.body.encoding_of_payload_field": "webhook.body.encoding",
@@ -69,7 +74,8 @@ class _OldConfReader:
         "acl_cache_max_size",
         "acl_cache_ttl",
         "sqlite.",
-        "http_server.",
+        "http_server.parallel",
+        "http_server.jwt.",
         "bridge.",
         "aws.",
         "rule.",
@@ -181,8 +187,9 @@ class _OldConfReader:
             self._join_users()
         if self.hook_rules:
             self._join_webhook_events()
-        if "webhook" in self.tree and "enable" not in self.tree["webhook"]:
-            self.tree["webhook"]["enable"] = False  # the old form is off unless web.hook.enable=true
+        for block in ("webhook", "http_server"):  # off unless web.hook.enable / http_server.enable = true
+            if block in self.tree and "enable" not in self.tree[block]:
+                self.tree[block]["enable"] = False
 
     def _join_websocket(self):
         ws_on = self.websocket.get("websocket.enable", "false")

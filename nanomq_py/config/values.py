@@ -298,6 +298,16 @@ def bind(kind):
     return parse
 
 
+def host(ctx, path, value):
+    """An IP address or a host name to bind to, without a port."""
+    text = string(ctx, path, value).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if not _valid_host(text):
+        ctx.fail(path, value, "expected an IP address or a host name, without a port")
+    return text
+
+
 def _valid_host(host):
     try:
         ipaddress.ip_address(host)
