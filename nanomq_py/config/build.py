@@ -15,28 +15,31 @@ from .values import boolean
 from .webhook import read_webhook
 
 
+def _read_daemon(section):
+    daemon = section.take("daemon", boolean, False)
+    section.finish()
+    return daemon
+
+
+# Optional top-level sections, in the order they are read: (key, Settings attribute,
+# reader); an absent section keeps the default.
+_SECTIONS = (
+    ("mqtt", "mqtt", read_mqtt),
+    ("auth", "auth", read_auth),
+    ("log", "log", read_log),
+    ("system", "daemon", _read_daemon),
+    ("webhook", "webhook", read_webhook),
+    ("http_server", "http_server", read_http_server),
+)
+
+
 def build_settings(ctx, tree):
     root = Section(ctx, (), tree)
     settings = Settings()
     settings.listeners = read_listeners(root.section("listeners"))
-    mqtt = root.section("mqtt")
-    if mqtt is not None:
-        settings.mqtt = read_mqtt(mqtt)
-    auth = root.section("auth")
-    if auth is not None:
-        settings.auth = read_auth(auth)
-    log = root.section("log")
-    if log is not None:
-        settings.log = read_log(log)
-    system = root.section("system")
-    if system is not None:
-        settings.daemon = system.take("daemon", boolean, False)
-        system.finish()
-    webhook = root.section("webhook")
-    if webhook is not None:
-        settings.webhook = read_webhook(webhook)
-    http_server = root.section("http_server")
-    if http_server is not None:
-        settings.http_server = read_http_server(http_server)
+    for key, attribute, read in _SECTIONS:
+        section = root.section(key)
+        if section is not None:
+            setattr(settings, attribute, read(section))
     root.finish()
     return settings

@@ -210,36 +210,30 @@ class _Reader:
 
     def head(self) -> bytes:
         """The bytes before the next CRLFCRLF, consumed with it."""
-        buffer = self.buffer
-        searched = 0
-        while True:
-            end = buffer.find(b"\r\n\r\n", searched, MAX_HEAD_BYTES + 4)
-            if end >= 0:
-                break
-            if len(buffer) >= MAX_HEAD_BYTES + 4:
-                raise MalformedResponse(f"response head longer than {MAX_HEAD_BYTES} bytes")
-            searched = max(0, len(buffer) - 3)
-            self._fill()
-        head = bytes(buffer[:end])
-        del buffer[: end + 4]
-        return head
+        return self._until(b"\r\n\r\n", MAX_HEAD_BYTES, f"response head longer than {MAX_HEAD_BYTES} bytes")
 
     def line(self, limit: int, too_long: str) -> bytes:
         """The bytes before the next CRLF (at most `limit` of them), consumed with it;
         MalformedResponse(too_long) when no CRLF comes in time."""
+        return self._until(b"\r\n", limit, too_long)
+
+    def _until(self, separator: bytes, limit: int, too_long: str) -> bytes:
+        """The bytes before the next `separator` (at most `limit` of them), consumed with it;
+        each received byte is searched once."""
         buffer = self.buffer
+        width = len(separator)
         searched = 0
         while True:
-            end = buffer.find(b"\r\n", searched, limit + 2)
+            end = buffer.find(separator, searched, limit + width)
             if end >= 0:
                 break
-            if len(buffer) >= limit + 2:
+            if len(buffer) >= limit + width:
                 raise MalformedResponse(too_long)
-            searched = max(0, len(buffer) - 1)
+            searched = max(0, len(buffer) - width + 1)
             self._fill()
-        line = bytes(buffer[:end])
-        del buffer[: end + 2]
-        return line
+        found = bytes(buffer[:end])
+        del buffer[: end + width]
+        return found
 
     def skip(self, count: int) -> None:
         """Consume exactly `count` bytes, buffering none of those still to come."""
