@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from helpers_cli import run_nanomq, write_conf
 from mqtt_client import TestClient
 from webhook_sink import WebhookSink
 
@@ -19,6 +20,7 @@ from nanomq_py.broker.broker import Broker
 from nanomq_py.broker.session import Session
 from nanomq_py.broker.sys_stats import PREFIX, SysStats
 from nanomq_py.broker.trie import Subscription
+from nanomq_py.config import load_settings
 from nanomq_py.mqtt.packets import SubOptions
 from nanomq_py.settings import Settings
 
@@ -189,6 +191,21 @@ def test_sys_interval_0_turns_the_tree_off(broker_factory):
     finally:
         watcher.disconnect()
         publisher.disconnect()
+
+
+@pytest.mark.parametrize("text", ["-1s", "often", "true"])
+def test_a_bad_sys_interval_stops_the_start_naming_the_key(tmp_path, text):
+    path = write_conf(tmp_path, f"mqtt.sys_interval = {text}\n")
+    result = run_nanomq(tmp_path, "start", "--conf", str(path))
+    assert result.returncode == 2
+    (line,) = [line for line in result.stderr.splitlines() if "sys_interval" in line]
+    assert "mqtt.sys_interval = " in line and "expected a duration" in line
+
+
+def test_sys_interval_reads_as_a_duration(tmp_path):
+    path = write_conf(tmp_path, "mqtt { sys_interval = 1m }\n")
+    settings, _ = load_settings(str(path), None, {}, None)
+    assert settings.mqtt.sys_interval == 60.0
 
 
 # --------------------------------------------------------------------------- in-process rules
