@@ -95,7 +95,7 @@ class Exposition:
                     lines,
                     metric.replace("_count", "") + "_max",
                     "gauge",
-                    f"Highest {name} seen",
+                    f"Highest {metric} seen at a scrape (as NanoMQ)",
                     [("", peak)],
                 )
         self._features(lines)
