@@ -23,8 +23,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["nanomq_py", "nanomq_py.*"]),
+    package_data={"nanomq_py.http_api": ["static/*.html"]},  # the status page, read on request
     install_requires=["gevent", "urllib3", "pyhocon", "wsproto>=1.2"],
-    extras_require={"test": ["pytest", "paho-mqtt>=2", "hypothesis", "cryptography"]},
+    extras_require={"test": ["pytest", "paho-mqtt>=2", "hypothesis", "cryptography", "prometheus_client", "selenium"]},
     entry_points={"console_scripts": ["nanomq=nanomq_py.cli:main", "nanomq-passwd=nanomq_py.passwd:main"]},
     data_files=[
         ("share/nanomq_py", ["etc/nanomq.conf", "etc/nanomq.service"]),

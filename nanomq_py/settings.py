@@ -143,6 +143,7 @@ class MqttSettings(_Fields):
     max_topic_levels: int = 128
     max_subscriptions: int = 0  # per client, 0: unlimited
     max_outgoing_bytes: int = 4 * 1024 * 1024  # per connection write buffer before drop
+    sys_interval: float = 10.0  # seconds between $SYS/broker/... statistics (Mosquitto's); 0: none
 
 
 class AclRule(_Fields):

@@ -359,7 +359,7 @@ def test_unknown_paths_get_404_and_wrong_methods_405(api):
     for path in (
         "/api/v4/nothing",
         "/api/v5/clients",
-        "/",
+        "/index.html",  # "/" is the status page (test_status_page.py)
         "/api/v4/clients/a/b/c",
         "/api/v4/mqtt/subscribe",
     ):

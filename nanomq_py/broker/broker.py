@@ -20,6 +20,7 @@ from .client import CLOSED, CONNECTED, NEW, Client
 from .flow import FlowControl
 from .retained import RetainedStore
 from .stats import Stats
+from .sys_stats import SysStats
 from .sys_topics import client_offline
 from .trie import SubscriptionTrie
 from .will import publish_will, schedule_will
@@ -54,6 +55,7 @@ class Broker:
         self.sessions = {}  # client id -> Session (connected or kept)
         self.delayed_wills = set()  # sessions holding a will that waits for its delay
         self.handlers = publish.HANDLERS | subscribe.HANDLERS | connect.HANDLERS
+        self.sys_stats = SysStats(self, mqtt.sys_interval) if mqtt.sys_interval else None
 
     # -- connection life ----------------------------------------------------
 
@@ -71,6 +73,7 @@ class Broker:
         return client
 
     def packet_received(self, client, packet):
+        self.stats.packets_received += 1
         self.flow.current = client
         if client.state != CONNECTED:
             if client.state == NEW and packet.TYPE == 1:
@@ -303,6 +306,8 @@ class Broker:
             publish_will(self, session)
         if self.flow.sessions:
             self.flow.release_stuck(now)
+        if self.sys_stats is not None:
+            self.sys_stats.tick(now)
 
     def shutdown(self):
         """Close every connection as the server going down (v5: DISCONNECT 0x8B)."""

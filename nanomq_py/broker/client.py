@@ -79,6 +79,9 @@ class Client:
         return {REASON_STRING: why} if self.version == 5 and self.problem_info else NO_PROPERTIES
 
     def write(self, data):
+        stats = self.broker.stats
+        stats.packets_sent += 1
+        stats.bytes_sent += len(data)
         self.transport.write(data)
 
     def send(self, packet):
@@ -89,6 +92,9 @@ class Client:
             if REASON_STRING in props:
                 packet.properties = {k: v for k, v in props.items() if k != REASON_STRING}
                 data = encode(packet, self.version)
+        stats = self.broker.stats
+        stats.packets_sent += 1
+        stats.bytes_sent += len(data)
         self.transport.write(data)
 
     def send_publish(self, msg, qos, retain, sub_ids, pid, dup=False):
@@ -124,6 +130,10 @@ class Client:
             transport.write(head + pid.to_bytes(2, "big") + tail)
         if new_alias:
             aliases[msg.topic] = new_alias
+        stats = self.broker.stats
+        stats.packets_sent += 1
+        stats.publish_sent += 1
+        stats.bytes_sent += size
         hooks = self.broker.hooks
         if hooks is not None:
             hooks.on_message_delivered(self.info, msg)

@@ -119,6 +119,8 @@ def handle_connect(broker, client, packet):
     client.send(Connack(present and version != 3, 0, ack_props))
     client.state = CONNECTED
     broker.clients[client_id] = client
+    if len(broker.clients) > broker.stats.connections_peak:
+        broker.stats.connections_peak = len(broker.clients)
     if hooks is not None:
         hooks.on_client_connected(info)
     client_online(broker, info)

@@ -12,6 +12,12 @@ class Stats:
         "connections_refused",
         "subscriptions_refused",
         "publishes_denied",
+        "packets_received",  # MQTT packets of any type ($SYS/broker/messages/received)
+        "packets_sent",
+        "publish_sent",  # PUBLISH packets written to subscribers
+        "bytes_received",  # MQTT bytes (inside TLS/WebSocket framing)
+        "bytes_sent",
+        "connections_peak",  # most clients connected at once
     )
 
     def __init__(self):

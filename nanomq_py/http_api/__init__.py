@@ -26,6 +26,7 @@ from gevent.server import StreamServer
 
 from ..transport.listener import open_listener
 from .api import STATUS_TEXT, Api, Refused
+from .document import Document
 
 log = logging.getLogger("nanomq.http_api")
 
@@ -149,13 +150,17 @@ class _Connection:
         return body
 
     def send(self, status, answer, keep_alive, extra=()):
-        """`answer` is JSON text, or a dict made into it."""
-        if not isinstance(answer, str):
-            answer = json.dumps(answer, separators=(",", ":"))
-        data = answer.encode()
+        """`answer` is JSON text, a dict made into it, or a Document."""
+        content_type = "application/json"
+        if isinstance(answer, Document):
+            content_type, data = answer.content_type, answer.body
+        else:
+            if not isinstance(answer, str):
+                answer = json.dumps(answer, separators=(",", ":"))
+            data = answer.encode()
         lines = [
             f"HTTP/1.1 {status} {STATUS_TEXT[status]}",
-            "Content-Type: application/json",
+            f"Content-Type: {content_type}",
             f"Content-Length: {len(data)}",
             "Connection: keep-alive" if keep_alive else "Connection: close",
             *(f"{name}: {value}" for name, value in extra),

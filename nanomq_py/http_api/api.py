@@ -25,6 +25,8 @@ from nanomq_py import __version__
 from ..broker.message import Message
 from ..mqtt import properties as p
 from ..mqtt.topics import validate_topic_name
+from . import prometheus, status_page
+from .document import Document
 
 log = logging.getLogger("nanomq.http_api")
 
@@ -67,6 +69,8 @@ _ENDPOINTS = (
     ("/metrics", "metrics", "GET", "Returns all statistical metrics"),
     ("/mqtt/publish", "mqtt_publish", "POST", "Publish a MQTT message"),
     ("/mqtt/publish_batch", "mqtt_publish_batch", "POST", "Batch publish MQTT messages"),
+    ("/prometheus", "prometheus", "GET", "Metrics in Prometheus' text format"),
+    ("/status", "status", "GET", "Everything the status page at / shows, in one answer"),
 )
 _STAT_NAMES = {"received": "messages_received", "routed": "messages_routed", "dropped": "messages_dropped"}
 _CONN_STATES = ("connected", "disconnected")
@@ -102,6 +106,7 @@ class Api:
         self.cpu_mark = (monotonic(), _cpu_seconds())  # for cpuinfo: usage since the last /metrics
         # A publish body holds the payload as JSON text (base64: 4/3 of it) and a little more.
         self.max_body = broker.settings.mqtt.max_packet_size * 4 // 3 + 65536
+        self.prometheus = prometheus.Exposition(broker, self.started_at)
         self.routes = {
             ("GET", ()): self.endpoints,
             ("GET", ("brokers",)): self.brokers,
@@ -114,6 +119,8 @@ class Api:
             ("GET", ("subscriptions", None)): self.client_subscriptions,
             ("POST", ("mqtt", "publish")): self.publish,
             ("POST", ("mqtt", "publish_batch")): self.publish_batch,
+            ("GET", ("prometheus",)): self.prometheus.answer,
+            ("GET", ("status",)): lambda query: status_page.status(broker, self.started_at),
         }
 
     # -- requests -----------------------------------------------------------
@@ -123,6 +130,8 @@ class Api:
         request-target as sent, `body` the request's bytes."""
         try:
             status, answer = 200, self.respond(method, target, body)
+            if isinstance(answer, Document):
+                return status, answer
         except Refused as refusal:
             status, answer = refusal.status, refusal.json()
         except Exception:
@@ -135,6 +144,8 @@ class Api:
 
     def respond(self, method, target, body):
         path, _, query = target.partition("?")
+        if path == "/" and method == "GET":
+            return status_page.page()
         segments = _api_segments(path)
         if segments is None:
             raise Refused(404, UNKNOWN_MISTAKE, "no such path: the API is under /api/v4")

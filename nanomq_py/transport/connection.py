@@ -209,6 +209,7 @@ class Connection:
                     self.close()
                 flusher.flush()
                 return
+        broker.stats.bytes_received += len(data)
         reader = self.reader
         try:
             packets = reader.feed(data)
