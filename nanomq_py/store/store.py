@@ -1,0 +1,248 @@
+"""The store as the broker sees it: every durable change is appended to the
+current batch as one SQL statement; a committer greenlet hands the batch to a
+writer thread (gevent's threadpool: sqlite3 releases the GIL while it writes and
+syncs), so the hub keeps serving. The QoS 1/2 acks of everything read while a
+batch was filling wait for that batch's commit: one commit per burst, not per
+message. A failed commit (disk full) refuses the acks that waited for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import monotonic
+
+import gevent
+from gevent.event import Event
+
+from ..broker.client import CONNECTED
+from ..mqtt import reason_codes as rc
+from ..mqtt.codec import encode
+from ..mqtt.packets import Puback, Pubrec
+from .db import Database
+from .queue import DurableQueue
+
+log = logging.getLogger("nanomq.store")
+
+_ERROR_LOG_INTERVAL = 10.0
+
+
+class Store:
+    def __init__(self, settings, broker):
+        self.settings = settings
+        self.broker = broker
+        self.capacity = settings.disk_cache_size
+        self.resend_interval = settings.resend_interval
+        self.db = Database(settings.mounted_file_path, settings.synchronous)
+        self.ops = []  # (sql, params) of the batch being filled
+        self.acks = []  # (client, bytes, qos, pid) waiting for that batch
+        self.touched = set()  # queues changed in the batch being filled
+        self.starved = set()  # online sessions whose next queued messages were not committed yet
+        self.flush = _nothing  # the server's ConnectionSet.flush, once listening
+        self.busy = False
+        self._seq = 0
+        self._queues = {}
+        self._queue_counts = {}
+        self._wake = Event()
+        self._closing = False
+        self._greenlet = None
+        self._error_logged_at = -_ERROR_LOG_INTERVAL
+        # counters
+        self.commits = 0
+        self.write_errors = 0
+        self.messages = 0
+        self.sessions = 0
+        self.queue_dropped = 0
+        self.commit_ms_max = 0.0
+        self.batch_max = 0
+        self.load_seconds = 0.0
+        self.db_bytes = 0
+
+    # -- the batch ----------------------------------------------------------
+
+    def write(self, sql, params):
+        ops = self.ops
+        if not ops:
+            self._wake.set()
+        ops.append((sql, params))
+
+    def next_seq(self):
+        self._seq += 1
+        return self._seq
+
+    def full(self):
+        return self.messages >= self.capacity
+
+    def acknowledge(self, client, packet, matched):
+        """PUBACK/PUBREC for a QoS 1/2 PUBLISH, once what it changed is committed."""
+        v5 = client.version == 5
+        code = rc.SUCCESS if matched or not v5 else rc.NO_MATCHING_SUBSCRIBERS
+        ack = Puback if packet.qos == 1 else Pubrec
+        self.after_commit(
+            client, encode(ack(packet.packet_id, code), client.version), packet.qos, packet.packet_id
+        )
+
+    def after_commit(self, client, data, qos=0, pid=0):
+        """Write `data` to client once the current batch is committed (at once if
+        nothing is pending). With qos 1/2 a failed commit refuses instead."""
+        if not self.ops and not self.acks and not self.busy:
+            client.write(data)
+            return
+        self.acks.append((client, data, qos, pid))
+        self._wake.set()
+
+    # -- the committer --------------------------------------------------------
+
+    def start(self, flush):
+        self.flush = flush
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self):
+        threadpool = gevent.get_hub().threadpool
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self.ops or self.acks:
+                self._commit_batch(threadpool.apply)
+            if self._closing:
+                return
+
+    def _commit_batch(self, run):
+        ops, acks, touched = self.ops, self.acks, self.touched
+        self.ops, self.acks, self.touched = [], [], set()
+        for queue in touched:
+            queue.batch_taken()
+        ok = True
+        if ops:
+            self.busy = True
+            started = monotonic()
+            try:
+                run(self._commit, (ops,))
+            except Exception as exc:
+                ok = False
+                self._failed(exc, len(ops))
+            finally:
+                self.busy = False
+            elapsed = (monotonic() - started) * 1000.0
+            if elapsed > self.commit_ms_max:
+                self.commit_ms_max = elapsed
+            if len(ops) > self.batch_max:
+                self.batch_max = len(ops)
+        for queue in touched:
+            queue.batch_done(ok)
+        self._release(acks, ok)
+        for session in list(self.starved):
+            self.starved.discard(session)
+            session.fill_window()
+        self.flush()
+
+    def _commit(self, ops):
+        """On the writer thread."""
+        self.db.commit(ops)
+        self.commits += 1
+        self.db_bytes = self.db.size()
+
+    def _failed(self, exc, count):
+        self.write_errors += 1
+        now = monotonic()
+        if now - self._error_logged_at >= _ERROR_LOG_INTERVAL:
+            self._error_logged_at = now
+            log.error(
+                "store %s: a commit of %d changes failed: %s (%d failed commits so far); "
+                "QoS 1/2 messages that needed it are refused",
+                self.db.path,
+                count,
+                exc,
+                self.write_errors,
+            )
+
+    def _release(self, acks, ok):
+        broker = self.broker
+        for client, data, qos, pid in acks:
+            if client.state != CONNECTED:
+                continue
+            if ok or not qos:
+                client.write(data)
+            elif client.version == 5:
+                if qos == 2:
+                    client.session.awaiting_rel.pop(pid, None)
+                ack = Puback if qos == 1 else Pubrec
+                why = client.reason("the message could not be stored (store write failed)")
+                client.send(ack(pid, rc.UNSPECIFIED_ERROR, why))
+            else:
+                broker.close(client, "store_error", log_reason="the message could not be stored")
+
+    def commit_now(self):
+        """Commit what is pending on this thread (start-up, shutdown)."""
+        while self.ops or self.acks:
+            self._commit_batch(lambda fn, args: fn(*args))
+
+    def close(self):
+        """Commit the rest and close the file (graceful stop)."""
+        self._closing = True
+        if self._greenlet is not None:
+            self._wake.set()
+            self._greenlet.join(30)
+        self.commit_now()
+        self.db.close()
+
+    # -- named queues -----------------------------------------------------------
+
+    def queue(self, name):
+        """The durable FIFO queue `name` (made on first use; one object per name)."""
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = DurableQueue(self, name, self._queue_counts.get(name, 0))
+        return queue
+
+    # -- reading ---------------------------------------------------------------
+
+    def load_counts(self):
+        reader = self.db.reader
+        self._seq = max(
+            reader.execute("SELECT coalesce(max(seq), 0) FROM msgs").fetchone()[0],
+            reader.execute("SELECT coalesce(max(seq), 0) FROM queue").fetchone()[0],
+        )
+        self._queue_counts = dict(reader.execute("SELECT name, count(*) FROM queue GROUP BY name"))
+        self.db_bytes = self.db.size()
+
+    def counters(self):
+        return {
+            "db_bytes": self.db_bytes,
+            "messages": self.messages,
+            "sessions": self.sessions,
+            "retained": len(self.broker.retained),
+            "queued": sum(len(q) for q in self._queues.values()),
+            "queue_dropped": self.queue_dropped,
+            "commits": self.commits,
+            "write_errors": self.write_errors,
+            "pending": len(self.ops),
+            "commit_ms_max": round(self.commit_ms_max, 3),
+            "batch_max": self.batch_max,
+            "load_seconds": round(self.load_seconds, 3),
+        }
+
+
+def _nothing():
+    return None
+
+
+def open_store(settings, broker):
+    """Open the store of `settings` (SqliteSettings), load it into the broker, log the time taken."""
+    from .load import load
+
+    started = monotonic()
+    store = Store(settings, broker)
+    broker.store = store
+    load(store, broker)
+    store.commit_now()
+    store.load_seconds = monotonic() - started
+    log.info(
+        "store %s loaded in %.3f s: %d retained, %d sessions, %d queued messages (%d bytes)",
+        store.db.path,
+        store.load_seconds,
+        len(broker.retained),
+        store.sessions,
+        store.messages,
+        store.db_bytes,
+    )
+    return store
