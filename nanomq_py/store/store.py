@@ -18,12 +18,28 @@ from ..broker.client import CONNECTED
 from ..mqtt import reason_codes as rc
 from ..mqtt.codec import encode
 from ..mqtt.packets import Puback, Pubrec
+from .codec import pack_will, to_wall
 from .db import Database
 from .queue import DurableQueue
+from .session import DurableSession
 
 log = logging.getLogger("nanomq.store")
 
 _ERROR_LOG_INTERVAL = 10.0
+_SESSION_SET = (
+    "INSERT OR REPLACE INTO sessions(client_id, expiry, expires, online, will, will_at) "
+    "VALUES (?, ?, NULL, 1, ?, NULL)"
+)
+_SESSION_LEFT = (
+    "UPDATE sessions SET expiry = ?, expires = ?, online = 0, will = ?, will_at = ? WHERE client_id = ?"
+)
+_WILL_SENT = "UPDATE sessions SET will = NULL, will_at = NULL WHERE client_id = ?"
+_FORGET = (
+    "DELETE FROM sessions WHERE client_id = ?",
+    "DELETE FROM subs WHERE client_id = ?",
+    "DELETE FROM rel WHERE client_id = ?",
+    "DELETE FROM msgs WHERE client_id = ?",
+)
 
 
 class Store:
@@ -184,6 +200,47 @@ class Store:
             self._greenlet.join(30)
         self.commit_now()
         self.db.close()
+
+    # -- sessions ---------------------------------------------------------------
+
+    def new_session(self, broker, client_id):
+        return DurableSession(broker, client_id)
+
+    def attached(self, session, client):
+        """A client took the session (CONNECT): kept, with the client's will, while its expiry is not 0."""
+        if session.expiry_interval == 0 and not session.saved:
+            return
+        will = None if client.will is None else pack_will(*client.will)
+        self.write(_SESSION_SET, (session.client_id, session.expiry_interval, will))
+        if not session.saved:
+            session.saved = True
+            self.sessions += 1
+
+    def left(self, session):
+        """The client went away: the session's deadline and pending will, in wall-clock time."""
+        if not session.saved:
+            return
+        will = None if session.pending_will is None else pack_will(session.pending_will, 0)
+        self.write(
+            _SESSION_LEFT,
+            (
+                session.expiry_interval,
+                to_wall(session.expires_at),
+                will,
+                to_wall(session.will_at),
+                session.client_id,
+            ),
+        )
+
+    def will_sent(self, session):
+        if session.saved:
+            self.write(_WILL_SENT, (session.client_id,))
+
+    def forget_session(self, client_id, messages):
+        for sql in _FORGET:
+            self.write(sql, (client_id,))
+        self.messages -= messages
+        self.sessions -= 1
 
     # -- named queues -----------------------------------------------------------
 
