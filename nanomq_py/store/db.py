@@ -66,7 +66,8 @@ class Database:
             writer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             writer.execute("PRAGMA journal_mode=WAL")
             writer.execute(f"PRAGMA synchronous={self.synchronous}")
-            writer.execute("PRAGMA journal_size_limit=4194304")  # the WAL shrinks back after a burst
+            writer.execute("PRAGMA wal_autocheckpoint=256")  # the WAL stays near 1 MB on a small device
+            writer.execute("PRAGMA journal_size_limit=1048576")  # and shrinks back after a burst
             if writer.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("quick_check failed")
             writer.executescript(_SCHEMA)
