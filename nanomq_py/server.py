@@ -62,6 +62,8 @@ class Server:
         self.webhook = _load_webhook(settings)
         self.broker = Broker(settings, self.webhook)
         self.store = _load_store(settings, self.broker)
+        if self.store is not None and self.webhook is not None and settings.sqlite.webhook_spool:
+            self.webhook.use_spool(self.store, settings.sqlite.resend_interval)
         self.http_api = _load_http_api(settings, self.broker)
         self.conns = ConnectionSet()
         self.addresses = []
@@ -137,8 +139,8 @@ class Server:
             sock.close()
         self.broker.shutdown()
         self.conns.flush()
-        if self.store is not None:
-            self.store.close()
         if self.webhook is not None:
             self.webhook.stop(timeout)
+        if self.store is not None:
+            self.store.close()  # after the webhook: what it could not deliver is spooled
         self._stopped.set()

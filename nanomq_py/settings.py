@@ -257,6 +257,7 @@ class SqliteSettings(_Fields):
     flush_mem_threshold: int = 100  # NanoMQ's batch size; accepted, every burst is committed at once
     resend_interval: float = 5.0  # seconds between spool/bridge cache resend attempts
     synchronous: str = "FULL"  # SQLite PRAGMA synchronous: FULL survives power loss, NORMAL kill -9 only
+    webhook_spool: bool = True  # undeliverable webhook events wait in the store instead of being dropped
 
 
 class Settings(_Fields):

@@ -2,8 +2,9 @@
 
 NanoMQ's keys: mounted_file_path, disk_cache_size, flush_mem_threshold,
 resend_interval (plain numbers in milliseconds, as NanoMQ reads them). Ours:
-`enable` (a block with enable = false is off) and `synchronous`, how hard a
-commit pushes to the disk (see README "Persistence" for what each level loses).
+`enable` (a block with enable = false is off), `synchronous`, how hard a
+commit pushes to the disk (see README "Persistence" for what each level loses),
+and `webhook_spool`, whether undeliverable webhook events wait in the store.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def read_sqlite(section):
             "resend_interval", duration(0.001, plain_unit="ms"), defaults.resend_interval
         ),
         synchronous=section.take("synchronous", _synchronous, defaults.synchronous),
+        webhook_spool=section.take("webhook_spool", boolean, defaults.webhook_spool),
     )
     section.finish()
     return settings
