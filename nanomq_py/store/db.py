@@ -11,6 +11,8 @@ import logging
 import os
 import sqlite3
 import time
+from itertools import groupby
+from operator import itemgetter
 
 log = logging.getLogger("nanomq.store")
 
@@ -99,8 +101,8 @@ class Database:
         conn = self.writer
         conn.execute("BEGIN")
         try:
-            for sql, params in ops:
-                conn.execute(sql, params)
+            for sql, group in groupby(filter(None, ops), itemgetter(0)):  # runs of one statement
+                conn.executemany(sql, [params for _, params in group])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -19,13 +19,6 @@ from .codec import message_columns, message_from, pack, unpack
 
 _PAGE = 256  # queued messages read back from the store at a time
 
-_ADD = (
-    "INSERT INTO msgs(seq, client_id, pid, comp, qos, retain, sub_ids, topic, payload, props, "
-    "from_client, from_user, expires) VALUES (?, ?, NULL, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_SENT = "UPDATE msgs SET pid = ? WHERE seq = ?"
-_RELEASED = "UPDATE msgs SET comp = 1 WHERE seq = ?"
-_DELETE = "DELETE FROM msgs WHERE seq = ?"
 _PAGE_SQL = (
     "SELECT seq, qos, retain, sub_ids, topic, payload, props, from_client, from_user, expires FROM msgs "
     "WHERE client_id = ? AND seq > ? AND pid IS NULL ORDER BY seq LIMIT ?"
@@ -121,25 +114,11 @@ class DurableSession(Session):
         if self.backlog + len(self.queue) >= limit or store.messages >= store.capacity:
             broker.message_dropped(self, msg, "queue_full")
             return
-        seq = store.next_seq()
         topic, payload, props, from_client, from_user, expires = message_columns(msg)
-        store.write(
-            _ADD,
-            (
-                seq,
-                self.client_id,
-                qos,
-                int(retain),
-                pack(sub_ids),
-                topic,
-                payload,
-                props,
-                from_client,
-                from_user,
-                expires,
-            ),
+        seq = store.add_message(
+            [None, self.client_id, None, 0, qos, int(retain), pack(sub_ids), topic, payload, props]
+            + [from_client, from_user, expires]
         )
-        store.messages += 1
         client = self.client
         if client is None or self.backlog:
             self.backlog += 1
@@ -155,7 +134,7 @@ class DurableSession(Session):
             self.inflight[pid] = Outgoing(msg, qos, retain, sub_ids, group, monotonic())
             seq = self.seqs.get(msg)
             if seq is not None:
-                self.store.write(_SENT, (pid, seq))
+                self.store.message_sent(seq, pid)
         else:
             self._forget(msg)
 
@@ -206,8 +185,7 @@ class DurableSession(Session):
     def _forget(self, msg):
         seq = self.seqs.pop(msg, None)
         if seq is not None:
-            self.store.write(_DELETE, (seq,))
-            self.store.messages -= 1
+            self.store.delete_message(seq)
 
     def take_shared(self, group=None):
         taken = Session.take_shared(self, group)
@@ -230,7 +208,7 @@ class DurableSession(Session):
             if result:
                 seq = self.seqs.get(out.msg)
                 if seq is not None:
-                    self.store.write(_RELEASED, (seq,))
+                    self.store.message_released(seq)
             elif failed:
                 self._forget(out.msg)
         return result

@@ -34,6 +34,13 @@ _SESSION_LEFT = (
     "UPDATE sessions SET expiry = ?, expires = ?, online = 0, will = ?, will_at = ? WHERE client_id = ?"
 )
 _WILL_SENT = "UPDATE sessions SET will = NULL, will_at = NULL WHERE client_id = ?"
+_ADD = (
+    "INSERT INTO msgs(seq, client_id, pid, comp, qos, retain, sub_ids, topic, payload, props, "
+    "from_client, from_user, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SENT = "UPDATE msgs SET pid = ? WHERE seq = ?"
+_RELEASED = "UPDATE msgs SET comp = 1 WHERE seq = ?"
+_DELETE = "DELETE FROM msgs WHERE seq = ?"
 _FORGET = (
     "DELETE FROM sessions WHERE client_id = ?",
     "DELETE FROM subs WHERE client_id = ?",
@@ -52,6 +59,7 @@ class Store:
         self.ops = []  # (sql, params) of the batch being filled
         self.acks = []  # (client, bytes, qos, pid) waiting for that batch
         self.touched = set()  # queues changed in the batch being filled
+        self.fresh = {}  # seq -> (index in ops, params) of a message row added in the batch being filled
         self.starved = set()  # online sessions whose next queued messages were not committed yet
         self.flush = _nothing  # the server's ConnectionSet.flush, once listening
         self.busy = False
@@ -85,17 +93,52 @@ class Store:
         self._seq += 1
         return self._seq
 
+    # A message row lives from its session's deliver to the subscriber's ack. When
+    # both happen before the batch is taken (a subscriber online and quick), the
+    # row is never written at all; a send before the commit goes into the INSERT.
+
+    def add_message(self, params):
+        """Queue a message row (params: the msgs columns, seq first, left None); returns its seq."""
+        seq = params[0] = self.next_seq()
+        self.fresh[seq] = (len(self.ops), params)
+        self.write(_ADD, params)
+        self.messages += 1
+        return seq
+
+    def message_sent(self, seq, pid):
+        fresh = self.fresh.get(seq)
+        if fresh is not None:
+            fresh[1][2] = pid
+        else:
+            self.write(_SENT, (pid, seq))
+
+    def message_released(self, seq):
+        fresh = self.fresh.get(seq)
+        if fresh is not None:
+            fresh[1][3] = 1
+        else:
+            self.write(_RELEASED, (seq,))
+
+    def delete_message(self, seq):
+        self.messages -= 1
+        fresh = self.fresh.pop(seq, None)
+        if fresh is not None:
+            self.ops[fresh[0]] = None  # never written
+        else:
+            self.write(_DELETE, (seq,))
+
     def full(self):
         return self.messages >= self.capacity
 
     def acknowledge(self, client, packet, matched):
         """PUBACK/PUBREC for a QoS 1/2 PUBLISH, once what it changed is committed."""
-        v5 = client.version == 5
-        code = rc.SUCCESS if matched or not v5 else rc.NO_MATCHING_SUBSCRIBERS
-        ack = Puback if packet.qos == 1 else Pubrec
-        self.after_commit(
-            client, encode(ack(packet.packet_id, code), client.version), packet.qos, packet.packet_id
-        )
+        qos, pid = packet.qos, packet.packet_id
+        if matched or client.version != 5:  # success: the short form, in every version
+            data = (b"\x40\x02" if qos == 1 else b"\x50\x02") + pid.to_bytes(2, "big")
+        else:
+            ack = Puback if qos == 1 else Pubrec
+            data = encode(ack(pid, rc.NO_MATCHING_SUBSCRIBERS), 5)
+        self.after_commit(client, data, qos, pid)
 
     def after_commit(self, client, data, qos=0, pid=0):
         """Write `data` to client once the current batch is committed (at once if
@@ -124,7 +167,7 @@ class Store:
 
     def _commit_batch(self, run):
         ops, acks, touched = self.ops, self.acks, self.touched
-        self.ops, self.acks, self.touched = [], [], set()
+        self.ops, self.acks, self.touched, self.fresh = [], [], set(), {}
         for queue in touched:
             queue.batch_taken()
         ok = True
@@ -141,7 +184,7 @@ class Store:
             elapsed = (monotonic() - started) * 1000.0
             if elapsed > self.commit_ms_max:
                 self.commit_ms_max = elapsed
-            if len(ops) > self.batch_max:
+            if len(ops) > self.batch_max:  # (cancelled rows included)
                 self.batch_max = len(ops)
         for queue in touched:
             queue.batch_done(ok)
