@@ -31,10 +31,9 @@ CREATE TABLE IF NOT EXISTS subs(
 CREATE TABLE IF NOT EXISTS rel(
     client_id TEXT, pid INT, PRIMARY KEY(client_id, pid)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS msgs(
-    seq INTEGER PRIMARY KEY, client_id TEXT, pid INT, comp INT, qos INT, retain INT,
+    client_id TEXT, seq INT, pid INT, comp INT, qos INT, retain INT,
     sub_ids BLOB, topic TEXT, payload BLOB, props BLOB, from_client TEXT, from_user TEXT,
-    expires REAL);
-CREATE INDEX IF NOT EXISTS msgs_by_client ON msgs(client_id, seq);
+    expires REAL, PRIMARY KEY(client_id, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS queue(seq INTEGER PRIMARY KEY, name TEXT, item BLOB);
 CREATE INDEX IF NOT EXISTS queue_by_name ON queue(name, seq);
 """

@@ -134,7 +134,7 @@ class DurableSession(Session):
             self.inflight[pid] = Outgoing(msg, qos, retain, sub_ids, group, monotonic())
             seq = self.seqs.get(msg)
             if seq is not None:
-                self.store.message_sent(seq, pid)
+                self.store.message_sent(self.client_id, seq, pid)
         else:
             self._forget(msg)
 
@@ -185,7 +185,7 @@ class DurableSession(Session):
     def _forget(self, msg):
         seq = self.seqs.pop(msg, None)
         if seq is not None:
-            self.store.delete_message(seq)
+            self.store.delete_message(self.client_id, seq)
 
     def take_shared(self, group=None):
         taken = Session.take_shared(self, group)
@@ -208,7 +208,7 @@ class DurableSession(Session):
             if result:
                 seq = self.seqs.get(out.msg)
                 if seq is not None:
-                    self.store.message_released(seq)
+                    self.store.message_released(self.client_id, seq)
             elif failed:
                 self._forget(out.msg)
         return result

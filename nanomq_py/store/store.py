@@ -38,9 +38,10 @@ _ADD = (
     "INSERT INTO msgs(seq, client_id, pid, comp, qos, retain, sub_ids, topic, payload, props, "
     "from_client, from_user, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_SENT = "UPDATE msgs SET pid = ? WHERE seq = ?"
-_RELEASED = "UPDATE msgs SET comp = 1 WHERE seq = ?"
-_DELETE = "DELETE FROM msgs WHERE seq = ?"
+# One b-tree keyed (client_id, seq): an insert or a delete touches nothing else.
+_SENT = "UPDATE msgs SET pid = ? WHERE client_id = ? AND seq = ?"
+_RELEASED = "UPDATE msgs SET comp = 1 WHERE client_id = ? AND seq = ?"
+_DELETE = "DELETE FROM msgs WHERE client_id = ? AND seq = ?"
 _FORGET = (
     "DELETE FROM sessions WHERE client_id = ?",
     "DELETE FROM subs WHERE client_id = ?",
@@ -105,27 +106,27 @@ class Store:
         self.messages += 1
         return seq
 
-    def message_sent(self, seq, pid):
+    def message_sent(self, client_id, seq, pid):
         fresh = self.fresh.get(seq)
         if fresh is not None:
             fresh[1][2] = pid
         else:
-            self.write(_SENT, (pid, seq))
+            self.write(_SENT, (pid, client_id, seq))
 
-    def message_released(self, seq):
+    def message_released(self, client_id, seq):
         fresh = self.fresh.get(seq)
         if fresh is not None:
             fresh[1][3] = 1
         else:
-            self.write(_RELEASED, (seq,))
+            self.write(_RELEASED, (client_id, seq))
 
-    def delete_message(self, seq):
+    def delete_message(self, client_id, seq):
         self.messages -= 1
         fresh = self.fresh.pop(seq, None)
         if fresh is not None:
             self.ops[fresh[0]] = None  # never written
         else:
-            self.write(_DELETE, (seq,))
+            self.write(_DELETE, (client_id, seq))
 
     def full(self):
         return self.messages >= self.capacity
