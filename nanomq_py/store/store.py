@@ -1,7 +1,8 @@
 """The store as the broker sees it: every durable change is appended to the
 current batch as one SQL statement; a committer greenlet hands the batch to a
-writer thread (gevent's threadpool: sqlite3 releases the GIL while it writes and
-syncs), so the hub keeps serving. The QoS 1/2 acks of everything read while a
+writer thread of its own (sqlite3 releases the GIL while it writes and syncs;
+the thread wakes the hub through an async watcher when done), so the hub keeps
+serving. The QoS 1/2 acks of everything read while a
 batch was filling wait for that batch's commit: one commit per burst, not per
 message. A failed commit (disk full) refuses the acks that waited for it.
 """
@@ -9,6 +10,8 @@ message. A failed commit (disk full) refuses the acks that waited for it.
 from __future__ import annotations
 
 import logging
+import threading
+from queue import SimpleQueue
 from time import monotonic
 
 import gevent
@@ -70,9 +73,12 @@ class Store:
         self._wake = Event()
         self._closing = False
         self._greenlet = None
+        self._thread = None
+        self._outcome = None  # what the writer thread's last commit raised, or None
         self._error_logged_at = -_ERROR_LOG_INTERVAL
         # counters
         self.commits = 0
+        self.rows_skipped = 0  # message rows acked before their batch was taken: never written
         self.write_errors = 0
         self.messages = 0
         self.sessions = 0
@@ -125,6 +131,7 @@ class Store:
         fresh = self.fresh.pop(seq, None)
         if fresh is not None:
             self.ops[fresh[0]] = None  # never written
+            self.rows_skipped += 1
         else:
             self.write(_DELETE, (client_id, seq))
 
@@ -154,17 +161,43 @@ class Store:
 
     def start(self, flush):
         self.flush = flush
+        self._jobs = SimpleQueue()
+        self._committed = Event()
+        self._done = gevent.get_hub().loop.async_()
+        self._done.start(self._committed.set)
+        self._thread = threading.Thread(target=self._write_forever, name="nanomq-store", daemon=True)
+        self._thread.start()
         self._greenlet = gevent.spawn(self._run)
 
     def _run(self):
-        threadpool = gevent.get_hub().threadpool
         while True:
             self._wake.wait()
             self._wake.clear()
             while self.ops or self.acks:
-                self._commit_batch(threadpool.apply)
+                self._commit_batch(self._commit_in_thread)
             if self._closing:
                 return
+
+    def _commit_in_thread(self, ops):
+        """Hand the batch to the writer thread; this greenlet waits, the hub serves on."""
+        self._committed.clear()
+        self._jobs.put(ops)
+        self._committed.wait()
+        if self._outcome is not None:
+            raise self._outcome
+
+    def _write_forever(self):
+        """The writer thread: one batch at a time, then wake the hub."""
+        while True:
+            ops = self._jobs.get()
+            if ops is None:
+                return
+            try:
+                self._commit(ops)
+                self._outcome = None
+            except Exception as exc:
+                self._outcome = exc
+            self._done.send()
 
     def _commit_batch(self, run):
         ops, acks, touched = self.ops, self.acks, self.touched
@@ -176,7 +209,7 @@ class Store:
             self.busy = True
             started = monotonic()
             try:
-                run(self._commit, (ops,))
+                run(ops)
             except Exception as exc:
                 ok = False
                 self._failed(exc, len(ops))
@@ -234,7 +267,7 @@ class Store:
     def commit_now(self):
         """Commit what is pending on this thread (start-up, shutdown)."""
         while self.ops or self.acks:
-            self._commit_batch(lambda fn, args: fn(*args))
+            self._commit_batch(self._commit)
 
     def close(self):
         """Commit the rest and close the file (graceful stop)."""
@@ -242,6 +275,9 @@ class Store:
         if self._greenlet is not None:
             self._wake.set()
             self._greenlet.join(30)
+            self._jobs.put(None)
+            self._thread.join(30)
+            self._done.close()
         self.commit_now()
         self.db.close()
 
@@ -315,6 +351,7 @@ class Store:
             "queued": sum(len(q) for q in self._queues.values()),
             "queue_dropped": self.queue_dropped,
             "commits": self.commits,
+            "rows_skipped": self.rows_skipped,
             "write_errors": self.write_errors,
             "pending": len(self.ops),
             "commit_ms_max": round(self.commit_ms_max, 3),
