@@ -228,3 +228,37 @@ def test_without_the_block_sqlite3_is_not_imported(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_long_queue_of_an_online_then_offline_session_is_paged_without_loss_or_duplicates(
+    broker_factory, tmp_path, restart
+):
+    """A window of 10: most of 1,500 messages wait, the first ones in memory, the rest in
+    the store only; the subscriber leaves midway and comes back (maybe to a restarted
+    broker): it gets the unacknowledged 10 again with DUP, then every other message once, in order."""
+    store_dir = tmp_path / "store"
+    conf = store_conf(store_dir, "mqtt { max_inflight_window = 10 }\n")
+    broker = broker_factory(conf)
+    sub = RawClient(broker)
+    sub.connect("long-sub", clean=False)
+    sub.subscribe("long/t", qos=1)
+    pub = RawClient(broker)
+    pub.connect("long-pub")
+    for n in range(1000):
+        pub.publish("long/t", b"%d" % n, qos=1, packet_id=n + 1)
+    for n in range(1000):
+        pub.take(Puback, n + 1)
+    first = [sub.expect(Publish) for _ in range(10)]  # the window, never acknowledged
+    sub.close()
+    for n in range(1000, 1500):
+        pub.publish("long/t", b"%d" % n, qos=1, packet_id=n + 1)
+    for n in range(1000, 1500):
+        pub.take(Puback, n + 1)
+    if restart:
+        kill(broker)
+        broker = broker_factory(conf)
+    received, dups = drain_until_marker(broker, "long-sub", "long/t")
+    assert [p.payload for p in first] == [b"%d" % n for n in range(10)]
+    assert dups == 10
+    assert received == [b"%d" % n for n in range(1500)]

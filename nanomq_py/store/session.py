@@ -5,9 +5,10 @@ its expiry interval is not 0: its subscriptions, its QoS 1/2 messages (one row
 each: queued, then in flight with its packet id, then released after PUBREC,
 deleted on the final ack) and the QoS 2 ids it received awaiting PUBREL. While
 the client is offline (and until what piled up meanwhile has been sent) new
-messages go to the store only: `backlog` counts them and pages of them are
-read back as the client's window drains, so an offline session costs no RAM
-per queued message. Sessions without a store never see this module.
+messages go to the store only, as do those past a page (_PAGE) of the queue:
+`backlog` counts them and pages of them are read back as the client's window
+drains, so a session holds at most a page of its queue in memory and an offline
+session gains none per message queued. Sessions without a store never see this module.
 """
 
 from __future__ import annotations
@@ -120,10 +121,15 @@ class DurableSession(Session):
             + [from_client, from_user, expires]
         )
         client = self.client
-        if client is None or self.backlog:
-            self.backlog += 1
-            if client is not None and len(self.queue) < _PAGE:
-                store.starved.add(self)  # read it back once committed
+        if client is None or self.backlog or len(self.queue) >= _PAGE:
+            if not self.backlog:
+                self.loaded_upto = seq - 1  # rows before it are in memory, in flight or gone
+            self.backlog += 1  # memory holds at most a page of the queue
+            if client is not None:
+                if len(self.queue) < _PAGE:
+                    store.starved.add(self)  # read it back once committed
+                if self.backlog + len(self.queue) >= broker.flow.high_water:
+                    broker.flow.congested(self)
             return
         self.seqs[msg] = seq
         Session.deliver(self, msg, qos, retain, sub_ids, group)
@@ -160,7 +166,7 @@ class DurableSession(Session):
             if not queue and self.backlog:
                 self._page_in()
         flow = self.broker.flow
-        if flow.sessions and len(queue) <= flow.low_water:
+        if flow.sessions and len(queue) + self.backlog <= flow.low_water:
             flow.drained(self)
 
     def _page_in(self):
