@@ -119,7 +119,7 @@ class Server:
             self.broker.reload_auth(new.auth)
         return [
             name
-            for name in ("listeners", "mqtt", "webhook", "http_server")
+            for name in ("listeners", "mqtt", "webhook", "http_server", "sqlite")
             if getattr(new, name) != getattr(current, name)
         ]
 

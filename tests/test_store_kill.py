@@ -128,3 +128,29 @@ def test_qos2_exactly_once_across_kill_between_pubrec_and_pubrel(broker_factory,
                 break
             got.append(packet.payload)
     assert got == [b"once"]
+
+
+def test_outgoing_qos2_past_pubrec_gets_pubrel_after_a_kill(broker_factory, tmp_path):
+    """The broker sent a QoS 2 message, got PUBREC, sent PUBREL and then died: after
+    the restart the subscriber gets that PUBREL again, not the message."""
+    store_dir = tmp_path / "store"
+    broker = broker_factory(store_conf(store_dir))
+    sub = RawClient(broker)
+    sub.connect("out2-sub", clean=False)
+    sub.subscribe("out2/t", qos=2)
+    pub = RawClient(broker)
+    pub.connect("out2-pub")
+    pub.publish_acked("out2/t", b"twice?", qos=2)
+    delivery = sub.expect(Publish)
+    sub.send(Pubrec(delivery.packet_id))
+    sub.take(Pubrel, delivery.packet_id)  # PUBCOMP never sent
+    pub.publish_acked("out2/other", b"sync", qos=1)  # its PUBACK comes after the PUBREC's change is committed
+    kill(broker)
+
+    broker = broker_factory(store_conf(store_dir))
+    sub = RawClient(broker)
+    assert sub.connect("out2-sub", clean=False).session_present
+    assert sub.take(Pubrel, delivery.packet_id).packet_id == delivery.packet_id
+    sub.send(Pubcomp(delivery.packet_id))
+    received, _ = drain_until_marker(broker, "out2-sub", "out2/t")
+    assert received == []
