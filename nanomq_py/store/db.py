@@ -80,6 +80,10 @@ class Database:
                 writer.close()
             if "unable to open" in str(exc) or "readonly" in str(exc):
                 raise StoreDirectoryError(f"cannot open the store {self.path}: {exc}") from None
+            if "locked" in str(exc):  # another process holds it: not damage, never moved aside
+                raise StoreDirectoryError(
+                    f"the store {self.path} is in use by another process: {exc}"
+                ) from None
             raise sqlite3.DatabaseError(str(exc)) from None
         except sqlite3.DatabaseError:
             if writer is not None:
