@@ -155,7 +155,8 @@ class Store:
             client.write(data)
             return
         self.acks.append((client, data, qos, pid))
-        self._wake.set()
+        if not self.ops and not self.busy:  # otherwise the committer is awake already
+            self._wake.set()
 
     # -- the committer --------------------------------------------------------
 
