@@ -262,3 +262,30 @@ def test_a_long_queue_of_an_online_then_offline_session_is_paged_without_loss_or
     assert [p.payload for p in first] == [b"%d" % n for n in range(10)]
     assert dups == 10
     assert received == [b"%d" % n for n in range(1500)]
+
+
+def test_a_delayed_will_of_an_offline_session_waits_out_its_delay_across_a_kill(broker_factory, tmp_path):
+    """The connection ended, the will waits 2 s (wall clock); the broker is killed and
+    restarted meanwhile: the will is still sent, once its delay has passed."""
+    store_dir = tmp_path / "store"
+    broker = broker_factory(store_conf(store_dir))
+    watcher = RawClient(broker, timeout=15)
+    watcher.connect("dw-watch", clean=False)
+    watcher.subscribe("dw/will", ("$SYS/brokers/client_status/dw-client", 0), qos=1)
+    client = RawV5Client(broker)
+    will = Will("dw/will", b"late", 1, False, {p.WILL_DELAY_INTERVAL: 2})
+    client.connect("dw-client", properties={p.SESSION_EXPIRY_INTERVAL: 60}, will=will)
+    while watcher.expect(Publish).topic != "$SYS/brokers/client_status/dw-client":
+        pass  # online
+    client.close()  # no DISCONNECT: the will is due in 2 s
+    while watcher.expect(Publish).topic != "$SYS/brokers/client_status/dw-client":
+        pass  # offline: the pending will is in the batch
+    watcher.publish_acked("dw/sync", b"x", qos=1)  # its PUBACK comes once that batch is committed
+    watcher.close()
+    kill(broker)
+
+    broker = broker_factory(store_conf(store_dir))
+    watcher = RawClient(broker, timeout=15)
+    watcher.connect("dw-watch", clean=False)
+    packet = watcher.expect(Publish)  # within the sweeper's second after the delay
+    assert (packet.topic, packet.payload) == ("dw/will", b"late")
