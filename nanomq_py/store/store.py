@@ -137,9 +137,6 @@ class Store:
         else:
             self.write(_DELETE, (client_id, seq))
 
-    def full(self):
-        return self.messages >= self.capacity
-
     def acknowledge(self, client, packet, matched):
         """PUBACK/PUBREC for a QoS 1/2 PUBLISH, once what it changed is committed."""
         qos, pid = packet.qos, packet.packet_id
@@ -208,7 +205,7 @@ class Store:
         for queue in touched:
             queue.batch_taken()
         ok = True
-        if ops:
+        if any(ops):  # not only rows cancelled before the commit
             self.busy = True
             started = monotonic()
             try:
