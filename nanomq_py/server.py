@@ -47,12 +47,22 @@ def _load_http_api(settings, broker):
     return HttpApi(settings.http_server, broker)
 
 
+def _load_bridges(settings, broker):
+    """Import the bridge only when `bridges.mqtt.<name>` blocks are configured."""
+    if settings.bridges is None:
+        return {}
+    from .bridge import make_bridges
+
+    return make_bridges(broker, settings.bridges)
+
+
 class Server:
     def __init__(self, settings):
         self.settings = settings
         self.webhook = _load_webhook(settings)
         self.broker = Broker(settings, self.webhook)
         self.http_api = _load_http_api(settings, self.broker)
+        self.broker.bridges = _load_bridges(settings, self.broker)
         self.conns = ConnectionSet()
         self.addresses = []
         self._sockets = []
@@ -87,6 +97,8 @@ class Server:
             log.info("NanoMQ HTTP API listening on http://%s:%s", *self.http_api.address)
         if self.webhook is not None:
             self.webhook.start()
+        for bridge in self.broker.bridges.values():
+            bridge.start()
 
     def reload(self, new):
         """Apply a re-read configuration while running. `log` and `auth` take effect
@@ -125,6 +137,8 @@ class Server:
             sock.close()
         self.broker.shutdown()
         self.conns.flush()
+        for bridge in self.broker.bridges.values():
+            bridge.stop()
         if self.webhook is not None:
             self.webhook.stop(timeout)
         self._stopped.set()

@@ -54,6 +54,7 @@ class Broker:
         self.sessions = {}  # client id -> Session (connected or kept)
         self.delayed_wills = set()  # sessions holding a will that waits for its delay
         self.handlers = publish.HANDLERS | subscribe.HANDLERS | connect.HANDLERS
+        self.bridges = {}  # name -> bridge.Bridge, filled by the server when bridges are configured
 
     # -- connection life ----------------------------------------------------
 
