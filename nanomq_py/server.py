@@ -61,8 +61,8 @@ class Server:
         self.settings = settings
         self.webhook = _load_webhook(settings)
         self.broker = Broker(settings, self.webhook)
-        self.http_api = _load_http_api(settings, self.broker)
         self.broker.bridges = _load_bridges(settings, self.broker)
+        self.http_api = _load_http_api(settings, self.broker)
         self.conns = ConnectionSet()
         self.addresses = []
         self._sockets = []

@@ -40,6 +40,7 @@ from ..mqtt.packets import (
     PUBREC,
     PUBREL,
     SUBACK,
+    UNSUBACK,
     Disconnect,
     Pingreq,
     Puback,
@@ -50,12 +51,14 @@ from ..mqtt.packets import (
     Subscribe,
     Unsubscribe,
 )
+from ..mqtt.topics import split_shared, topic_matches
 from .link import Link, LinkError, open_link, tls_context
 from .mapping import forward_map, subscription_map
 
 log = logging.getLogger("nanomq.bridge")
 
 CONNECTING, CONNECTED, DOWN = "connecting", "connected", "down"
+_V3_WINDOW = 20  # in-flight QoS 1/2 messages at most on a 3.1.1 link
 _QOS0_QUEUE = 1024  # QoS 0 messages waiting for the writer; more are dropped
 _OUT_LIMIT = 256 * 1024  # bytes buffered for the socket before the writer stops filling
 _ECHO_LIMIT = 65536  # remembered (topic, payload) of messages whose echo we expect (3.1.1)
@@ -106,10 +109,13 @@ class Bridge:
         self.state = DOWN
         self.since = time()
         self.last_error = ""
+        self.logged_error = None
+        self.log_down_at = 0.0
         self.server = settings.servers[0]
         self.link = None
         self.inflight = {}  # packet id -> [seq, entry, state, sent_at], in send order
         self.sent_upto = 0  # highest cache seq handed to the link
+        self.window = settings.max_send_queue_len  # in-flight limit of the current link
         self.next_pid = 1
         self.awaiting_rel = set()  # incoming QoS 2 packet ids routed, PUBREL not yet seen
         self.echoes = {}  # (remote topic, payload) -> copies sent that the upstream will echo (3.1.1)
@@ -234,7 +240,9 @@ class Bridge:
         scheme, host, port = self.server
         if state == CONNECTING:
             log.debug("bridge %s: connecting to %s://%s:%s", self.name, scheme, host, port)
-        elif state == DOWN:
+        elif state == DOWN and (self.last_error != self.logged_error or monotonic() >= self.log_down_at):
+            self.logged_error = self.last_error  # the same failure again is logged once a minute
+            self.log_down_at = monotonic() + 60.0
             log.warning(
                 "bridge %s: down (%s); forwarded=%d received=%d cached=%d dropped=%d",
                 self.name,
@@ -261,6 +269,10 @@ class Bridge:
             connack.session_present,
             len(self.cache),
         )
+        # Mosquitto (and others) silently drop QoS 2 messages beyond their in-flight limit
+        # (20 by default) from a 3.1.1 client; MQTT 5 says its limit in Receive Maximum.
+        limit = connack.properties.get(p.RECEIVE_MAXIMUM, 65535) if self.v5 else _V3_WINDOW
+        self.window = min(settings.max_send_queue_len, limit)
         if not connack.session_present:
             self.inflight.clear()
             self.sent_upto = 0
@@ -307,7 +319,12 @@ class Bridge:
             )
 
     def mirror_subscribe(self, flt):
-        """transparent: a local client subscribed to flt."""
+        """transparent: a local client subscribed to flt (its real filter goes upstream)."""
+        if not self.settings.transparent:
+            return
+        flt = split_shared(flt)[1]
+        if flt.startswith("$"):
+            return
         count = self.mirrored.get(flt, 0)
         self.mirrored[flt] = count + 1
         if not count and self.link is not None:
@@ -315,6 +332,9 @@ class Bridge:
             self.link.send(encode(packet, self.settings.proto_ver))
 
     def mirror_unsubscribe(self, flt):
+        if not self.settings.transparent:
+            return
+        flt = split_shared(flt)[1]
         count = self.mirrored.get(flt, 0)
         if count > 1:
             self.mirrored[flt] = count - 1
@@ -355,11 +375,11 @@ class Bridge:
         """Fill the link from the QoS 0 queue and the cache, write, ping; until the link fails."""
         keepalive = self.settings.keepalive
         resend = self.settings.resend_interval
-        window = self.settings.max_send_queue_len
+        window = self.window
         cache = self.cache
         inflight = self.inflight
         qos0 = self.qos0
-        expect_echo = not self.v5 and bool(self.subscriptions.rules)
+        expect_echo = not self.v5 and bool(self.subscriptions.rules or self.settings.transparent)
         last_write = monotonic()
         while not link.closed:
             link.wake_event.clear()  # before the work: a wake-up during it is not lost
@@ -432,7 +452,10 @@ class Bridge:
                 link.send(self._publish_bytes(out[1], pid, dup=True))
 
     def _expect_echo(self, entry):
-        if self.subscriptions.lookup(entry[0]) is None:
+        topic = entry[0]
+        if self.subscriptions.lookup(topic) is None and not any(
+            topic_matches(flt, topic) for flt in self.mirrored
+        ):
             return
         echoes = self.echoes
         if len(echoes) >= _ECHO_LIMIT:
@@ -463,9 +486,18 @@ class Bridge:
             self.awaiting_rel.discard(packet.packet_id)
             self.link.send(encode(Pubcomp(packet.packet_id), self.settings.proto_ver))
         elif kind == SUBACK:
-            refused = [code for code in packet.reason_codes if code >= 0x80]
+            codes = packet.reason_codes
+            refused = sum(1 for code in codes if code >= 0x80)
             if refused:
-                log.warning("bridge %s: the upstream refused %d subscription(s)", self.name, len(refused))
+                log.warning(
+                    "bridge %s: the upstream refused %d of %d filters", self.name, refused, len(codes)
+                )
+            else:
+                log.info("bridge %s: subscribed upstream to %d filters", self.name, len(codes))
+        elif kind == UNSUBACK:
+            log.info(
+                "bridge %s: unsubscribed upstream from %d filters", self.name, len(packet.reason_codes) or 1
+            )
         elif kind == DISCONNECT:
             raise LinkError(f"the upstream disconnected us (reason 0x{packet.reason_code:02X})")
         elif kind == PINGREQ:

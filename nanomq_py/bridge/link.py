@@ -63,13 +63,16 @@ def connect_packet(settings):
         w = settings.will
         will = Will(w.topic, w.payload, w.qos, w.retain, w.properties if settings.proto_ver == 5 else {})
     password = settings.password.encode() if settings.password is not None else None
+    username = settings.username
+    if password is not None and username is None and settings.proto_ver != 5:
+        username = ""  # MQTT 3.1.1 allows no password without a user name
     return Connect(
         proto_name="MQIsdp" if settings.proto_ver == 3 else "MQTT",
         proto_ver=settings.proto_ver,
         clean_start=settings.clean_start,
         keepalive=int(settings.keepalive),
         client_id=settings.clientid,
-        username=settings.username,
+        username=username,
         password=password,
         will=will,
         properties=settings.conn_properties if settings.proto_ver == 5 else {},

@@ -115,6 +115,9 @@ class Api:
             ("POST", ("mqtt", "publish")): self.publish,
             ("POST", ("mqtt", "publish_batch")): self.publish_batch,
         }
+        from .bridges import bridge_routes  # here: it imports this module
+
+        self.routes.update(bridge_routes(self))
 
     # -- requests -----------------------------------------------------------
 
