@@ -70,6 +70,7 @@ static struct {
     long count;
     int spin;
     double duration, stall, hold, warmup, drain;
+    int persist; /* --persist 1: subscribers connect with clean session 0 (a persistent session) */
 } opt = {"", "127.0.0.1", "bench/t", 1883, 0, 64, 8, 1, 500, 1000, 1000, 200, 300, 100000, 0, 10.0, 2.0, 600.0, 0.5, 30.0};
 
 static struct {
@@ -335,6 +336,7 @@ static void open_client(conn_t *c, int index, const char *filter) {
     char cid[64];
     snprintf(cid, sizeof cid, "lg%d-%s-%d", getpid(), filter ? "s" : "p", index);
     size_t n = encode_connect(pkt, cid, opt.keepalive);
+    if (filter && opt.persist) pkt[9] = 0x00; /* the connect flags byte: clean session off */
     if (write(fd, pkt, n) != (ssize_t)n) die("write CONNECT");
     read_exact(fd, resp, 4, "CONNACK");
     if (resp[0] != 0x20 || resp[3] != 0) {
@@ -721,7 +723,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: loadgen fanin|fanout|latency|flood|conns [--host H] [--port P] [--topic T] [--qos Q]\n"
             "  [--size B] [--pubs P] [--subs S] [--count N] [--duration S] [--window W] [--rate R]\n"
-            "  [--stall S] [--drain S] [--warmup S] [--conns N] [--concurrency C] [--hold S] [--keepalive S]\n");
+            "  [--stall S] [--drain S] [--warmup S] [--conns N] [--concurrency C] [--hold S] [--keepalive S]\n"
+            "  [--persist 1]\n");
     exit(1);
 }
 
@@ -749,6 +752,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--concurrency")) opt.concurrency = atoi(v);
         else if (!strcmp(k, "--hold")) opt.hold = atof(v);
         else if (!strcmp(k, "--keepalive")) opt.keepalive = atoi(v);
+        else if (!strcmp(k, "--persist")) opt.persist = atoi(v);
         else usage();
     }
     if (opt.qos < 0 || opt.qos > 1 || opt.pubs < 1 || opt.rate < 1 || opt.window < 1) usage();

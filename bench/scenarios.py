@@ -367,3 +367,9 @@ METRICS = [
     Metric("wh_slow_posts", "webhook", "200 ms sink: POSTs answered", "POST/s", "", True),
     Metric("wh_slow_rss", "webhook", "200 ms sink: peak RSS", "MB", "bounded", True),
 ]
+
+# The persistence scenario lives in its own module (it imports this one).
+from scenario_persistence import PERSISTENCE_METRICS, persistence  # noqa: E402
+
+SCENARIOS["persistence"] = persistence
+METRICS += PERSISTENCE_METRICS

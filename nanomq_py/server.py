@@ -38,6 +38,15 @@ def _load_webhook(settings):
     return WebHook(settings.webhook)
 
 
+def _load_store(settings, broker):
+    """Open and load the durable store only when `sqlite` is configured: no sqlite3 otherwise."""
+    if settings.sqlite is None:
+        return None
+    from .store import open_store
+
+    return open_store(settings.sqlite, broker)
+
+
 def _load_http_api(settings, broker):
     """Import the HTTP API only when `http_server` is configured: idle RSS matters."""
     if settings.http_server is None:
@@ -61,6 +70,9 @@ class Server:
         self.settings = settings
         self.webhook = _load_webhook(settings)
         self.broker = Broker(settings, self.webhook)
+        self.store = _load_store(settings, self.broker)
+        if self.store is not None and self.webhook is not None and settings.sqlite.webhook_spool:
+            self.webhook.use_spool(self.store, settings.sqlite.resend_interval)
         self.broker.bridges = _load_bridges(settings, self.broker)
         self.http_api = _load_http_api(settings, self.broker)
         self.conns = ConnectionSet()
@@ -92,6 +104,8 @@ class Server:
             self._greenlets.append(gevent.spawn(accept_forever, sock, self.broker, self.conns, make_filter))
             log.info("listening on %s://%s:%s%s", listener.kind, host, port, listener.path)
         self._greenlets.append(gevent.spawn(sweep_forever, self.broker, self.conns))
+        if self.store is not None:
+            self.store.start(self.conns.flush)
         if self.http_api is not None:
             self.http_api.start()
             log.info("NanoMQ HTTP API listening on http://%s:%s", *self.http_api.address)
@@ -117,7 +131,7 @@ class Server:
             self.broker.reload_auth(new.auth)
         return [
             name
-            for name in ("listeners", "mqtt", "webhook", "http_server")
+            for name in ("listeners", "mqtt", "webhook", "http_server", "sqlite")
             if getattr(new, name) != getattr(current, name)
         ]
 
@@ -141,4 +155,6 @@ class Server:
             bridge.stop()
         if self.webhook is not None:
             self.webhook.stop(timeout)
+        if self.store is not None:
+            self.store.close()  # after the webhook: what it could not deliver is spooled
         self._stopped.set()

@@ -249,6 +249,17 @@ class HttpServerSettings(_Fields):
     auth_type: str = "basic"  # only basic: NanoMQ's jwt is refused by the config reader
 
 
+class SqliteSettings(_Fields):
+    """The `sqlite { }` block: the durable store (retained messages, sessions, spool)."""
+
+    mounted_file_path: str = "/tmp/"  # directory of nanomq.db
+    disk_cache_size: int = 102400  # most messages kept on disk (per queue for named queues)
+    flush_mem_threshold: int = 100  # NanoMQ's batch size; accepted, every burst is committed at once
+    resend_interval: float = 5.0  # seconds between spool/bridge cache resend attempts
+    synchronous: str = "FULL"  # SQLite PRAGMA synchronous: FULL survives power loss, NORMAL kill -9 only
+    webhook_spool: bool = True  # undeliverable webhook events wait in the store instead of being dropped
+
+
 class Settings(_Fields):
     listeners: list[ListenerSettings] = _New(lambda: [ListenerSettings()])
     mqtt: MqttSettings = _New(MqttSettings)
@@ -257,6 +268,7 @@ class Settings(_Fields):
     webhook: WebhookSettings | None = None
     http_server: HttpServerSettings | None = None
     bridges: BridgesSettings | None = None
+    sqlite: SqliteSettings | None = None
     daemon: bool = False
     pid_file: str = DEFAULT_PID_FILE
     source: str = "<built-in defaults>"  # file the settings came from, for messages

@@ -55,6 +55,7 @@ class Broker:
         self.delayed_wills = set()  # sessions holding a will that waits for its delay
         self.handlers = publish.HANDLERS | subscribe.HANDLERS | connect.HANDLERS
         self.bridges = {}  # name -> bridge.Bridge, filled by the server when bridges are configured
+        self.store = None  # the durable store (nanomq_py.store) when `sqlite { }` is configured
 
     # -- connection life ----------------------------------------------------
 
@@ -159,6 +160,8 @@ class Broker:
                 session.expires_at = (
                     None if session.expiry_interval is None else monotonic() + session.expiry_interval
                 )
+                if self.store is not None:
+                    self.store.left(session)
         client_offline(self, info, reason)
         if self.hooks is not None:
             self.hooks.on_client_disconnected(info, reason)

@@ -237,7 +237,8 @@ def _attach_session(broker, client, packet, props):
         session = None
     present = session is not None
     if session is None:
-        session = Session(broker, client_id)
+        make_session = Session if broker.store is None else broker.store.new_session
+        session = make_session(broker, client_id)
         broker.sessions[client_id] = session
     else:
         cancel_will(broker, session)
@@ -251,6 +252,8 @@ def _attach_session(broker, client, packet, props):
     session.client = client
     session.info = client.info
     client.session = session
+    if broker.store is not None:
+        broker.store.attached(session, client)
     return session, present
 
 

@@ -59,6 +59,9 @@ def handle_publish(broker, client, packet):
         awaiting = client.session.awaiting_rel
         pid = packet.packet_id
         if pid in awaiting:
+            if broker.store is not None:  # the first PUBREC may still wait for its commit
+                broker.store.after_commit(client, encode(Pubrec(pid), client.version))
+                return
             client.send(Pubrec(pid))
             return
         if len(awaiting) >= broker.receive_maximum:
@@ -72,6 +75,9 @@ def handle_publish(broker, client, packet):
         expires_at = monotonic() + props[p.MESSAGE_EXPIRY_INTERVAL]
     msg = Message(topic, packet.payload, qos, packet.retain, props, info.client_id, info.username, expires_at)
     matched = broker.route(msg, info.client_id)
+    if broker.store is not None and qos:
+        broker.store.acknowledge(client, packet, matched)  # once what the message changed is durable
+        return
     if qos == 1:
         if v5:
             client.send(Puback(packet.packet_id, rc.SUCCESS if matched else rc.NO_MATCHING_SUBSCRIBERS))
@@ -175,6 +181,9 @@ def handle_pubrec(broker, client, packet):
 def handle_pubrel(broker, client, packet):
     found = client.session.awaiting_rel.pop(packet.packet_id, None) is not None
     code = 0 if found or client.version != 5 else rc.PACKET_IDENTIFIER_NOT_FOUND
+    if broker.store is not None:  # the id may be reused after PUBCOMP: its release must be durable first
+        broker.store.after_commit(client, encode(Pubcomp(packet.packet_id, code), client.version))
+        return
     client.send(Pubcomp(packet.packet_id, code))
 
 

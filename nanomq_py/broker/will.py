@@ -36,6 +36,8 @@ def publish_will(broker, session):
     cancel_will(broker, session)
     if msg is None:
         return
+    if broker.store is not None:
+        broker.store.will_sent(session)
     expiry = msg.properties.get(MESSAGE_EXPIRY_INTERVAL)
     if expiry is not None:
         msg.expires_at = monotonic() + expiry  # the will's lifetime counts from its publication

@@ -12,6 +12,7 @@ from .http_server import read_http_server
 from .listeners import read_listeners
 from .log import read_log
 from .mqtt import read_mqtt
+from .sqlite import read_sqlite
 from .values import boolean
 from .webhook import read_webhook
 
@@ -32,6 +33,7 @@ _SECTIONS = (
     ("webhook", "webhook", read_webhook),
     ("http_server", "http_server", read_http_server),
     ("bridges", "bridges", read_bridges),
+    ("sqlite", "sqlite", read_sqlite),
 )
 
 

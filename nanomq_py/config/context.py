@@ -18,7 +18,6 @@ _NANOMQ_UNUSED = (
     ("auth", "cache"),
     ("log", "uds_addr"),
     ("http_server", "jwt"),
-    ("sqlite",),
     ("bridges",),
     ("preset",),
     ("rules",),

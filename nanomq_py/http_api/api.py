@@ -228,13 +228,18 @@ class Api:
             "retained": len(broker.retained),
             **{_STAT_NAMES.get(name, name): value for name, value in broker.stats.as_dict().items()},
         }
-        return {
+        answer = {
             "code": SUCCEED,
             "metrics": [],
             "cpuinfo": f"{percent:.2f}%",
             "memory": str(_rss_bytes()),
             "stats": stats,
         }
+        if broker.store is not None:  # the durable store's counters, and the webhook's (with its spool)
+            answer["store"] = broker.store.counters()
+        if broker.hooks is not None and hasattr(broker.hooks, "counters"):
+            answer["webhook"] = broker.hooks.counters()
+        return answer
 
     # -- clients ------------------------------------------------------------
 

@@ -84,12 +84,15 @@ class Dispatcher:
         self._reporter = None
         self._endpoint_warning = ThrottledWarning(log, warn_interval)
         self._drop_warning = ThrottledWarning(log, warn_interval)
+        self.spool = None  # webhook.spool.Spool when the durable store keeps undeliverable events
 
     # The broker's side: never waits, never raises.
 
     def submit(self, key, build, args: tuple, size: int = 0) -> None:
         """Queue one event for the worker that owns `key` (a client id), or drop it."""
         if self._pending >= self._capacity or self._pending_bytes + size > QUEUED_PAYLOAD_BYTES_LIMIT:
+            if self.spool is not None and self.spool.add_event(build, args):
+                return
             self.counters.dropped += 1
             self._drop_warning.warning(
                 "webhook queue full (%d events, %d payload bytes waiting): event dropped",
@@ -122,6 +125,8 @@ class Dispatcher:
         for queue in self._queues:
             self._pool.spawn(self._work, queue)
         self._reporter = gevent.spawn(self._report_periodically)
+        if self.spool is not None:
+            self.spool.start(self._sender)
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop accepting, let the workers finish their queues for at most `timeout`
@@ -140,8 +145,11 @@ class Dispatcher:
                 item = queue.get_nowait()
                 if item is not _STOP:
                     self._finish(item[2])
-                    self.counters.dropped += 1
+                    if self.spool is None or not self.spool.add_event(item[0], item[1]):
+                        self.counters.dropped += 1
         self._log_counters()
+        if self.spool is not None:
+            self.spool.stop()
         if self._sender is not None:
             self._sender.close()
 
@@ -207,6 +215,10 @@ class Dispatcher:
                 work = work[cut:]
                 head = work[0]
                 head[1] += 1
+                if head[1] > self._settings.max_retries and self.spool is not None:
+                    for body, _ in work:  # the endpoint is down: keep the rest, in order
+                        self.spool.add(body)
+                    return
                 if head[1] > self._settings.max_retries:
                     self._fail(
                         "webhook POST to %s failed after %d attempt(s): %s", self._url, head[1], problem
@@ -218,6 +230,10 @@ class Dispatcher:
                 backoff = self._settings.retry_backoff * (2 ** (head[1] - 1))
                 gevent.sleep(backoff if retry_after is None else max(backoff, retry_after))
         except gevent.GreenletExit:
+            if self.spool is not None:
+                for body, _ in work:
+                    self.spool.add(body)
+                work = []
             self.counters.dropped += len(work)  # killed while sending at the end of the drain
             raise
 

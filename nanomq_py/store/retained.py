@@ -1,0 +1,42 @@
+"""Retained messages written through to the store: set, replace and clear are
+part of the publisher's batch, so its PUBACK waits for them."""
+
+from __future__ import annotations
+
+from ..broker.retained import RetainedStore
+from .codec import message_columns, message_from
+
+_SET = (
+    "INSERT OR REPLACE INTO retained(topic, payload, qos, props, from_client, from_user, expires) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_CLEAR = "DELETE FROM retained WHERE topic = ?"
+
+
+class DurableRetained(RetainedStore):
+    def __init__(self, store):
+        super().__init__()
+        self.db_store = store
+
+    def store(self, msg):
+        super().store(msg)
+        if msg.payload:
+            topic, payload, props, from_client, from_user, expires = message_columns(msg)
+            self.db_store.write(_SET, (topic, payload, msg.qos, props, from_client, from_user, expires))
+        else:
+            self.db_store.write(_CLEAR, (msg.topic,))
+
+    def load(self, reader, now_wall):
+        """Read every retained message; those that expired while the broker was down are deleted."""
+        expired = []
+        for topic, payload, qos, props, from_client, from_user, expires in reader.execute(
+            "SELECT topic, payload, qos, props, from_client, from_user, expires FROM retained"
+        ):
+            if expires is not None and expires <= now_wall:
+                expired.append(topic)
+                continue
+            self._messages[topic] = message_from(
+                topic, payload, qos, True, props, from_client, from_user, expires
+            )
+        for topic in expired:
+            self.db_store.write(_CLEAR, (topic,))
