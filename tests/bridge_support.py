@@ -88,6 +88,7 @@ class TcpProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.up = True
+        self.frozen = False  # connections stay open but nothing is forwarded: a hung upstream
         self.connections = []
         self.accepted = 0
         self.lock = threading.Lock()
@@ -117,9 +118,11 @@ class TcpProxy:
         sockets = [a, b]
         try:
             while True:
-                readable, _, _ = select.select(sockets, [], [], 0.5)
+                readable, _, _ = select.select(sockets, [], [], 0.05)
                 if self.stopped:
                     return
+                if self.frozen:
+                    continue
                 for sock in readable:
                     data = sock.recv(65536)
                     if not data:
@@ -147,6 +150,9 @@ class TcpProxy:
 
     def restore(self):
         self.up = True
+
+    def freeze(self, frozen=True):
+        self.frozen = frozen
 
     def close(self):
         self.stopped = True

@@ -203,6 +203,34 @@ def test_a_cut_link_loses_nothing_acknowledged_and_keeps_order(mosquitto, broker
         proxy.close()
 
 
+def test_a_hung_upstream_does_not_hold_up_local_traffic(mosquitto, broker_factory, clients):
+    """The upstream reads nothing and acknowledges nothing: local publishers and subscribers
+    go on; QoS 1 waits in the cache, QoS 0 beyond the bridge's bounded queue is dropped."""
+    proxy = TcpProxy(mosquitto.port)
+    try:
+        rules = 'forwards = [ { local_topic = "hung/#", remote_topic = "" } ]\n keepalive = 60s'
+        edge = start_edge(broker_factory, bridge_conf("up", proxy.port, rules))
+        api = BridgeApi(edge)
+        proxy.freeze()
+        local_sub = clients(edge)
+        local_sub.subscribe("hung/#", 1)
+        local = clients(edge)
+        big = b"x" * 65536
+        for index in range(300):
+            local.publish("hung/q0", big, qos=0, wait=False)
+            local.publish("hung/q1", str(index).encode(), qos=1)
+        got = local_sub.expect(600, timeout=TIMEOUT)
+        assert sum(1 for m in got if m.topic == "hung/q1") == 300
+        status = api.status("up")
+        # Nothing acknowledged upstream: every QoS 1 message is cached (20 of them in flight);
+        # every QoS 0 one was written to the link, waits in the bridge's bounded queue, or was dropped.
+        assert (status["state"], status["cached"], status["inflight"]) == ("connected", 300, 20)
+        assert status["forwarded"] + status["queued_qos0"] + status["dropped"] == 300
+        proxy.freeze(False)
+    finally:
+        proxy.close()
+
+
 def test_qos0_is_dropped_and_counted_while_the_link_is_down(mosquitto, broker_factory, clients):
     proxy = TcpProxy(mosquitto.port)
     try:

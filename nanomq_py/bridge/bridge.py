@@ -162,6 +162,7 @@ class Bridge:
             "received": self.received,
             "cached": len(self.cache),
             "inflight": len(self.inflight),
+            "queued_qos0": len(self.qos0),
             "dropped": self.cache.dropped + self.dropped_qos0,
             "connects": self.connects,
         }
