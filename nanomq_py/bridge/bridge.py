@@ -387,13 +387,9 @@ class Bridge:
             progressed = True
             while progressed and not link.closed:
                 progressed = False
-                while qos0 and link.out_bytes < _OUT_LIMIT:
-                    entry = qos0.popleft()
-                    link.send(self._publish_bytes(entry, 0))
-                    self.forwarded += 1
+                if qos0 and link.out_bytes < _OUT_LIMIT:
+                    self._send_qos0(link, expect_echo)
                     progressed = True
-                    if expect_echo:
-                        self._expect_echo(entry)
                 room = window - len(inflight)
                 if room > 0 and len(cache) > len(inflight) and link.out_bytes < _OUT_LIMIT:
                     progressed = self._send_cached(link, room, expect_echo) or progressed
@@ -411,6 +407,25 @@ class Bridge:
                 self._resend_stale(link)
                 timeout = min(timeout or resend, resend)
             link.wake_event.wait(timeout=timeout)
+
+    def _send_qos0(self, link, expect_echo):
+        """Move queued QoS 0 messages into the link's buffer (the busiest loop: kept flat)."""
+        qos0 = self.qos0
+        out = link.out
+        version = 5 if self.v5 else 4
+        size = link.out_bytes
+        sent = 0
+        while qos0 and size < _OUT_LIMIT:
+            entry = qos0.popleft()
+            head, tail = encode_publish_parts(version, entry[0], entry[1], 0, entry[3], False, entry[4])
+            out.append(head)
+            out.append(tail)
+            size += len(head) + len(tail)
+            sent += 1
+            if expect_echo:
+                self._expect_echo(entry)
+        link.out_bytes = size
+        self.forwarded += sent
 
     def _send_cached(self, link, room, expect_echo):
         """Hand the oldest unsent cached messages to the link, up to `room` of them."""
