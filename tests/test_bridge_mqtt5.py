@@ -166,3 +166,23 @@ def test_the_bridge_client_in_webhook_and_presence(broker_factory, clients):
         assert count <= 3
         status = json.loads(watcher.expect(1, timeout=TIMEOUT)[0].payload)
         assert (status["status"], status["client_id"]) == ("offline", "edge-up")
+
+
+def test_the_upstream_limits_are_kept(broker_factory, clients):
+    """An MQTT 5 upstream's CONNACK says Maximum QoS 1, no retain, Maximum Packet Size 1 KB: a
+    QoS 2 retained message goes up as QoS 1 not retained, one too large is dropped and counted
+    instead of ending the link again and again."""
+    from bridge_support import BridgeApi
+
+    upstream = broker_factory("mqtt { max_qos = 1, retain_available = false, max_packet_size = 1KB }\n")
+    edge = broker_factory(API_CONF + bridge_conf("up", upstream.port, RULES, proto_ver=5))
+    edge.wait_for_output(r"bridge up: connected to", timeout=TIMEOUT)
+    remote = clients(upstream)
+    remote.subscribe("cloud/#", 1)
+    local = clients(edge)
+    local.publish("v5/up/big", b"x" * 2048, qos=1)
+    local.publish("v5/up/small", b"fits", qos=2, retain=True)
+    [message] = remote.expect(1, timeout=TIMEOUT)
+    assert (message.topic, message.payload, message.qos, message.retain) == ("cloud/small", b"fits", 1, False)
+    status = BridgeApi(edge).wait_for("up", lambda s: s["cached"] == 0)
+    assert (status["dropped"], status["forwarded"], status["connects"]) == (1, 1, 1)

@@ -116,6 +116,8 @@ class Bridge:
         self.inflight = {}  # packet id -> [seq, entry, state, sent_at], in send order
         self.sent_upto = 0  # highest cache seq handed to the link
         self.window = settings.max_send_queue_len  # in-flight limit of the current link
+        self.keepalive = int(settings.keepalive)  # of the current link (MQTT 5: Server Keep Alive)
+        self.limits = None  # (Maximum QoS, Retain Available, Maximum Packet Size) of an MQTT 5 upstream
         self.next_pid = 1
         self.awaiting_rel = set()  # incoming QoS 2 packet ids routed, PUBREL not yet seen
         self.echoes = {}  # (remote topic, payload) -> copies sent that the upstream will echo (3.1.1)
@@ -123,6 +125,7 @@ class Bridge:
         self.forwarded = 0
         self.received = 0
         self.dropped_qos0 = 0
+        self.dropped_too_large = 0
         self.echoes_dropped = 0
         self.connects = 0
         self.warned_at = 0.0
@@ -163,7 +166,8 @@ class Bridge:
             "cached": len(self.cache),
             "inflight": len(self.inflight),
             "queued_qos0": len(self.qos0),
-            "dropped": self.cache.dropped + self.dropped_qos0,
+            "dropped": self.cache.dropped + self.dropped_qos0 + self.dropped_too_large,
+            "echoes_dropped": self.echoes_dropped,
             "connects": self.connects,
         }
 
@@ -219,13 +223,16 @@ class Bridge:
             try:
                 for packet in leftover:
                     self._handle(packet)
-                link.start_reader(self._handle, self.settings.keepalive * 1.5)
+                link.start_reader(self._handle, self.keepalive * 1.5)
                 self._run_writer(link)
             except OSError as exc:
                 link.fail(f"connection lost: {exc.strerror or exc}")
+            except Exception:  # a bug must cost this link, not the bridge
+                log.exception("bridge %s: the link failed", self.name)
+                link.fail("internal error (see the log)")
             link.close()
             self.last_error = link.error or "closed"
-            self._disconnected(link.error)
+            self._disconnected()
             self._backoff(1)
 
     def _backoff(self, failures):
@@ -272,8 +279,17 @@ class Bridge:
         )
         # Mosquitto (and others) silently drop QoS 2 messages beyond their in-flight limit
         # (20 by default) from a 3.1.1 client; MQTT 5 says its limit in Receive Maximum.
-        limit = connack.properties.get(p.RECEIVE_MAXIMUM, 65535) if self.v5 else _V3_WINDOW
+        props = connack.properties
+        limit = props.get(p.RECEIVE_MAXIMUM, 65535) if self.v5 else _V3_WINDOW
         self.window = min(settings.max_send_queue_len, limit)
+        self.keepalive = props.get(p.SERVER_KEEP_ALIVE, int(settings.keepalive))  # the server's word wins
+        self.limits = None
+        if p.MAXIMUM_QOS in props or props.get(p.RETAIN_AVAILABLE, 1) == 0 or p.MAXIMUM_PACKET_SIZE in props:
+            self.limits = (
+                props.get(p.MAXIMUM_QOS, 2),
+                props.get(p.RETAIN_AVAILABLE, 1) == 1,
+                props.get(p.MAXIMUM_PACKET_SIZE, 0),
+            )
         if not connack.session_present:
             self.inflight.clear()
             self.sent_upto = 0
@@ -295,8 +311,9 @@ class Bridge:
         if broker.hooks is not None:
             broker.hooks.on_client_connack(self.info, "success")
 
-    def _disconnected(self, error):
+    def _disconnected(self):
         self.link = None
+        self.dropped_qos0 += len(self.qos0)
         self.qos0.clear()
         self._set_state(DOWN)
         broker = self.broker
@@ -374,7 +391,7 @@ class Bridge:
 
     def _run_writer(self, link):
         """Fill the link from the QoS 0 queue and the cache, write, ping; until the link fails."""
-        keepalive = self.settings.keepalive
+        keepalive = self.keepalive
         resend = self.settings.resend_interval
         window = self.window
         cache = self.cache
@@ -417,6 +434,11 @@ class Bridge:
         sent = 0
         while qos0 and size < _OUT_LIMIT:
             entry = qos0.popleft()
+            if self.limits is not None:
+                entry = self._fit(entry)
+                if entry is None:
+                    self.dropped_too_large += 1
+                    continue
             head, tail = encode_publish_parts(version, entry[0], entry[1], 0, entry[3], False, entry[4])
             out.append(head)
             out.append(tail)
@@ -426,6 +448,17 @@ class Bridge:
                 self._expect_echo(entry)
         link.out_bytes = size
         self.forwarded += sent
+
+    def _fit(self, entry):
+        """An MQTT 5 upstream's CONNACK limits: QoS lowered to its Maximum QoS, retain cleared
+        when it has none; None when the message exceeds its Maximum Packet Size."""
+        max_qos, retain_ok, max_size = self.limits
+        topic, payload, qos, retain, props = entry
+        if qos > max_qos or (retain and not retain_ok):
+            entry = (topic, payload, min(qos, max_qos), retain and retain_ok, props)
+        if max_size and len(self._publish_bytes(entry, 1)) > max_size:
+            return None
+        return entry
 
     def _send_cached(self, link, room, expect_echo):
         """Hand the oldest unsent cached messages to the link, up to `room` of them."""
@@ -439,6 +472,12 @@ class Bridge:
                 continue
             self.sent_upto = seq
             progressed = True
+            if self.limits is not None:
+                entry = self._fit(entry)
+                if entry is None:  # larger than the upstream accepts: it would end the link every time
+                    sent_qos0.append(seq)
+                    self.dropped_too_large += 1
+                    continue
             if entry[2] == 0:
                 link.send(self._publish_bytes(entry, 0))
                 sent_qos0.append(seq)
