@@ -349,3 +349,34 @@ def test_transparent_mirrors_local_subscriptions_upstream(mosquitto, broker_fact
     remote.publish("tp/marker", b"after it", qos=1)  # same upstream connection, later
     assert drain(local, 1) == [("tp/marker", b"after it", 1, False)]
     assert api.status("up")["received"] == before + 1
+
+
+def test_hybrid_servers_fail_over_to_the_next_server(mosquitto, broker_factory, clients):
+    dead = free_port()  # nothing listens there
+    rules = (
+        f'hybrid_servers = ["mqtt-tcp://127.0.0.1:{mosquitto.port}"]\n'
+        ' forwards = [ { local_topic = "hy/#", remote_topic = "" } ]'
+    )
+    edge = start_edge(broker_factory, bridge_conf("up", dead, rules))
+    assert BridgeApi(edge).status("up")["server"] == f"mqtt-tcp://127.0.0.1:{mosquitto.port}"
+    remote = clients(mosquitto)
+    remote.subscribe("hy/#", 1)
+    clients(edge).publish("hy/x", b"via the second server", qos=1)
+    assert drain(remote, 1) == [("hy/x", b"via the second server", 1, False)]
+
+
+def test_subscriptions_are_made_again_after_a_cut(mosquitto, broker_factory, clients):
+    proxy = TcpProxy(mosquitto.port)
+    try:
+        rules = 'subscription = [ { remote_topic = "again/#", local_topic = "", qos = 1 } ]'
+        edge = start_edge(broker_factory, bridge_conf("up", proxy.port, rules), subscribed=True)
+        local = clients(edge)
+        local.subscribe("again/#", 1)
+        proxy.cut()
+        edge.wait_for_output(r"bridge up: down", timeout=TIMEOUT)
+        proxy.restore()
+        wait_for_count(edge, r"bridge up: subscribed upstream", 2)  # clean start: a new session
+        clients(mosquitto).publish("again/x", b"after the cut", qos=1)
+        assert drain(local, 1) == [("again/x", b"after the cut", 1, False)]
+    finally:
+        proxy.close()
