@@ -131,7 +131,7 @@ class Server:
             self.broker.reload_auth(new.auth)
         return [
             name
-            for name in ("listeners", "mqtt", "webhook", "http_server", "sqlite")
+            for name in ("listeners", "mqtt", "webhook", "http_server", "sqlite", "bridges")
             if getattr(new, name) != getattr(current, name)
         ]
 
