@@ -76,16 +76,12 @@ class Database:
             reader.execute("PRAGMA query_only=1")
             return writer, reader
         except sqlite3.OperationalError as exc:
+            # The file cannot be opened or written (permissions, disk full, another
+            # process holds it): not damage, so it is never moved aside; the start stops.
             if writer is not None:
                 writer.close()
-            if "unable to open" in str(exc) or "readonly" in str(exc):
-                raise StoreDirectoryError(f"cannot open the store {self.path}: {exc}") from None
-            if "locked" in str(exc):  # another process holds it: not damage, never moved aside
-                raise StoreDirectoryError(
-                    f"the store {self.path} is in use by another process: {exc}"
-                ) from None
-            raise sqlite3.DatabaseError(str(exc)) from None
-        except sqlite3.DatabaseError:
+            raise StoreDirectoryError(f"cannot open the store {self.path}: {exc}") from None
+        except sqlite3.DatabaseError:  # not a database, malformed, failed quick_check
             if writer is not None:
                 writer.close()
             raise
@@ -93,8 +89,7 @@ class Database:
     def _move_aside(self):
         stamp = time.strftime("%Y%m%dT%H%M%S")
         moved = f"{self.path}.damaged-{stamp}"
-        os.replace(self.path, moved)
-        for suffix in ("-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm"):
             if os.path.exists(self.path + suffix):
                 os.replace(self.path + suffix, moved + suffix)
         return moved

@@ -16,7 +16,7 @@ from __future__ import annotations
 from time import monotonic
 
 from ..broker.session import Outgoing, Session
-from .codec import message_columns, message_from, pack, unpack
+from .codec import message_from, unpack
 
 _PAGE = 256  # queued messages read back from the store at a time
 
@@ -115,11 +115,7 @@ class DurableSession(Session):
         if self.backlog + len(self.queue) >= limit or store.messages >= store.capacity:
             broker.message_dropped(self, msg, "queue_full")
             return
-        topic, payload, props, from_client, from_user, expires = message_columns(msg)
-        seq = store.add_message(
-            [None, self.client_id, None, 0, qos, int(retain), pack(sub_ids), topic, payload, props]
-            + [from_client, from_user, expires]
-        )
+        seq = store.add_message(self.client_id, msg, qos, retain, sub_ids)
         client = self.client
         if client is None or self.backlog or len(self.queue) >= _PAGE:
             if not self.backlog:

@@ -21,7 +21,7 @@ from ..broker.client import CONNECTED
 from ..mqtt import reason_codes as rc
 from ..mqtt.codec import encode
 from ..mqtt.packets import Puback, Pubrec
-from .codec import pack_will, to_wall
+from .codec import message_columns, pack, pack_will, to_wall
 from .db import Database
 from .queue import DurableQueue
 from .session import DurableSession
@@ -104,9 +104,11 @@ class Store:
     # both happen before the batch is taken (a subscriber online and quick), the
     # row is never written at all; a send before the commit goes into the INSERT.
 
-    def add_message(self, params):
-        """Queue a message row (params: the msgs columns, seq first, left None); returns its seq."""
-        seq = params[0] = self.next_seq()
+    def add_message(self, client_id, msg, qos, retain, sub_ids):
+        """Queue a message row for client_id's session; returns its seq. Its columns are
+        made on the writer thread, and only if the row is still wanted then."""
+        seq = self.next_seq()
+        params = [seq, client_id, None, 0, qos, retain, sub_ids, msg]
         self.fresh[seq] = (len(self.ops), params)
         self.write(_ADD, params)
         self.messages += 1
@@ -134,9 +136,6 @@ class Store:
             self.rows_skipped += 1
         else:
             self.write(_DELETE, (client_id, seq))
-
-    def full(self):
-        return self.messages >= self.capacity
 
     def acknowledge(self, client, packet, matched):
         """PUBACK/PUBREC for a QoS 1/2 PUBLISH, once what it changed is committed."""
@@ -206,7 +205,7 @@ class Store:
         for queue in touched:
             queue.batch_taken()
         ok = True
-        if ops:
+        if any(ops):  # not only rows cancelled before the commit
             self.busy = True
             started = monotonic()
             try:
@@ -231,7 +230,7 @@ class Store:
 
     def _commit(self, ops):
         """On the writer thread."""
-        self.db.commit(ops)
+        self.db.commit([op if op is None or op[0] is not _ADD else (_ADD, _row(op[1])) for op in ops])
         self.commits += 1
         self.db_bytes = self.db.size()
 
@@ -359,6 +358,12 @@ class Store:
             "batch_max": self.batch_max,
             "load_seconds": round(self.load_seconds, 3),
         }
+
+
+def _row(params):
+    """The msgs columns of a row queued by add_message."""
+    seq, client_id, pid, comp, qos, retain, sub_ids, msg = params
+    return (seq, client_id, pid, comp, qos, int(retain), pack(sub_ids), *message_columns(msg))
 
 
 def _nothing():
