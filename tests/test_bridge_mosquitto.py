@@ -349,6 +349,8 @@ def test_transparent_mirrors_local_subscriptions_upstream(mosquitto, broker_fact
     remote.publish("tp/marker", b"after it", qos=1)  # same upstream connection, later
     assert drain(local, 1) == [("tp/marker", b"after it", 1, False)]
     assert api.status("up")["received"] == before + 1
+    local.disconnect()  # a clean session ends: its subscriptions are no longer mirrored either
+    wait_for_count(edge, r"bridge up: unsubscribed upstream", 2)
 
 
 def test_hybrid_servers_fail_over_to_the_next_server(mosquitto, broker_factory, clients):

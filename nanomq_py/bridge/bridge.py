@@ -137,9 +137,12 @@ class Bridge:
     # -- life ----------------------------------------------------------------
 
     def start(self):
-        trie = self.broker.trie
+        broker = self.broker
         for rule in self.forwards.rules:
-            trie.add(Subscription(self.session, rule.source, SubOptions(2, False, True)))
+            broker.trie.add(Subscription(self.session, rule.source, SubOptions(2, False, True)))
+        for session in broker.sessions.values():  # sessions the store brought back
+            for flt in session.subscriptions:
+                self.mirror_subscribe(flt)
         self._supervisor = gevent.spawn(self._supervise)
 
     def stop(self):

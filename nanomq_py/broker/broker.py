@@ -194,6 +194,8 @@ class Broker:
             del self.sessions[session.client_id]
         for sub in session.subscriptions.values():
             self.trie.remove(sub)
+            for bridge in self.bridges.values():  # transparent bridges stop mirroring it
+                bridge.mirror_unsubscribe(sub.filter)
         session.subscriptions.clear()
         if session.pending_will is not None:
             publish_will(self, session)
