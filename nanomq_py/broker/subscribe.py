@@ -69,9 +69,13 @@ def handle_subscribe(broker, client, packet):
                 retained_to_send.append(sub)
     if problems:
         _log_refusals(broker, client, problems)
-    client.send(
-        Suback(packet.packet_id, codes, client.reason("; ".join(problems)) if problems else NO_PROPERTIES)
+    suback = Suback(
+        packet.packet_id, codes, client.reason("; ".join(problems)) if problems else NO_PROPERTIES
     )
+    if broker.store is not None and session.expiry_interval != 0:
+        broker.store.send_after_commit(client, suback)  # the subscription is durable first
+    else:
+        client.send(suback)
     for sub in retained_to_send:
         for msg in broker.retained.matching(sub.filter):
             if msg.from_client_id == info.client_id and sub.opts.no_local:
@@ -136,7 +140,10 @@ def handle_unsubscribe(broker, client, packet):
         codes.append(rc.SUCCESS)
         if hooks is not None:
             hooks.on_session_unsubscribed(info, flt)
-    client.send(Unsuback(packet.packet_id, codes))
+    if broker.store is not None and session.expiry_interval != 0:
+        broker.store.send_after_commit(client, Unsuback(packet.packet_id, codes))
+    else:
+        client.send(Unsuback(packet.packet_id, codes))
 
 
 HANDLERS = {8: handle_subscribe, 10: handle_unsubscribe}

@@ -157,6 +157,16 @@ class Store:
         if not self.ops and not self.busy:  # otherwise the committer is awake already
             self._wake.set()
 
+    def send_after_commit(self, client, packet):
+        """SUBACK/UNSUBACK of a persistent session, once the change is committed
+        (MQTT lets the matching PUBLISHes, retained ones too, go out before it)."""
+        if not self.ops and not self.acks and not self.busy:
+            client.send(packet)
+            return
+        self.acks.append((client, packet, 0, 0))
+        if not self.ops and not self.busy:
+            self._wake.set()
+
     # -- the committer --------------------------------------------------------
 
     def start(self, flush):
@@ -253,7 +263,9 @@ class Store:
         for client, data, qos, pid in acks:
             if client.state != CONNECTED:
                 continue
-            if ok or not qos:
+            if type(data) is not bytes:
+                client.send(data)  # a packet (send_after_commit), whatever the commit's outcome
+            elif ok or not qos:
                 client.write(data)
             elif client.version == 5:
                 if qos == 2:

@@ -4,6 +4,10 @@ durable store's "webhook" queue instead of being dropped, and POSTed again,
 oldest first, every `sqlite.resend_interval` once the endpoint answers, also
 after a restart. Bounded by `sqlite.disk_cache_size`: overflow drops the
 oldest and counts it (spool_dropped). Only used when the store is configured.
+
+With a spool, the dispatcher's accounting reads: every event offered ends up
+delivered, failed, dropped or spooled; a spooled one later counts as replayed
+(or failed, or spool_dropped).
 """
 
 from __future__ import annotations
