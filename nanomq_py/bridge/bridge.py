@@ -72,12 +72,11 @@ _PINGREQ = encode(Pingreq(), 4)
 class BridgeSession:
     """The bridge as a subscriber in the trie: `deliver` is called on the broker's path."""
 
-    __slots__ = ("bridge", "client_id", "client")
+    __slots__ = ("bridge", "client_id")
 
     def __init__(self, bridge):
         self.bridge = bridge
         self.client_id = f"$bridge/{bridge.name}"  # its key in the trie, apart from client ids
-        self.client = None
 
     def deliver(self, msg, qos, retain, sub_ids, group=None):
         bridge = self.bridge
