@@ -71,6 +71,7 @@ static struct {
     int spin;
     double duration, stall, hold, warmup, drain;
     int persist; /* --persist 1: subscribers connect with clean session 0 (a persistent session) */
+    int sub_port; /* --sub_port P: subscribers connect to this port (a bridge's upstream), publishers to --port */
 } opt = {"", "127.0.0.1", "bench/t", 1883, 0, 64, 8, 1, 500, 1000, 1000, 200, 300, 100000, 0, 10.0, 2.0, 600.0, 0.5, 30.0};
 
 static struct {
@@ -331,6 +332,7 @@ static void open_client(conn_t *c, int index, const char *filter) {
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     struct sockaddr_in a = broker_addr();
+    if (filter && opt.sub_port) a.sin_port = htons(opt.sub_port);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
     uint8_t pkt[512], resp[8];
     char cid[64];
@@ -724,7 +726,7 @@ static void usage(void) {
             "usage: loadgen fanin|fanout|latency|flood|conns [--host H] [--port P] [--topic T] [--qos Q]\n"
             "  [--size B] [--pubs P] [--subs S] [--count N] [--duration S] [--window W] [--rate R]\n"
             "  [--stall S] [--drain S] [--warmup S] [--conns N] [--concurrency C] [--hold S] [--keepalive S]\n"
-            "  [--persist 1]\n");
+            "  [--persist 1] [--sub_port P]\n");
     exit(1);
 }
 
@@ -753,6 +755,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--hold")) opt.hold = atof(v);
         else if (!strcmp(k, "--keepalive")) opt.keepalive = atoi(v);
         else if (!strcmp(k, "--persist")) opt.persist = atoi(v);
+        else if (!strcmp(k, "--sub_port")) opt.sub_port = atoi(v);
         else usage();
     }
     if (opt.qos < 0 || opt.qos > 1 || opt.pubs < 1 || opt.rate < 1 || opt.window < 1) usage();

@@ -373,3 +373,9 @@ from scenario_persistence import PERSISTENCE_METRICS, persistence  # noqa: E402
 
 SCENARIOS["persistence"] = persistence
 METRICS += PERSISTENCE_METRICS
+
+# The bridge scenario lives in its own module too.
+from scenario_bridge import BRIDGE_METRICS, bridge  # noqa: E402
+
+SCENARIOS["bridge"] = bridge
+METRICS += BRIDGE_METRICS

@@ -56,6 +56,15 @@ def _load_http_api(settings, broker):
     return HttpApi(settings.http_server, broker)
 
 
+def _load_bridges(settings, broker):
+    """Import the bridge only when `bridges.mqtt.<name>` blocks are configured."""
+    if settings.bridges is None:
+        return {}
+    from .bridge import make_bridges
+
+    return make_bridges(broker, settings.bridges)
+
+
 class Server:
     def __init__(self, settings):
         self.settings = settings
@@ -64,6 +73,7 @@ class Server:
         self.store = _load_store(settings, self.broker)
         if self.store is not None and self.webhook is not None and settings.sqlite.webhook_spool:
             self.webhook.use_spool(self.store, settings.sqlite.resend_interval)
+        self.broker.bridges = _load_bridges(settings, self.broker)
         self.http_api = _load_http_api(settings, self.broker)
         self.conns = ConnectionSet()
         self.addresses = []
@@ -101,6 +111,8 @@ class Server:
             log.info("NanoMQ HTTP API listening on http://%s:%s", *self.http_api.address)
         if self.webhook is not None:
             self.webhook.start()
+        for bridge in self.broker.bridges.values():
+            bridge.start()
 
     def reload(self, new):
         """Apply a re-read configuration while running. `log` and `auth` take effect
@@ -119,7 +131,7 @@ class Server:
             self.broker.reload_auth(new.auth)
         return [
             name
-            for name in ("listeners", "mqtt", "webhook", "http_server", "sqlite")
+            for name in ("listeners", "mqtt", "webhook", "http_server", "sqlite", "bridges")
             if getattr(new, name) != getattr(current, name)
         ]
 
@@ -139,6 +151,8 @@ class Server:
             sock.close()
         self.broker.shutdown()
         self.conns.flush()
+        for bridge in self.broker.bridges.values():
+            bridge.stop()
         if self.webhook is not None:
             self.webhook.stop(timeout)
         if self.store is not None:

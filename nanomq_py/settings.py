@@ -268,7 +268,79 @@ class Settings(_Fields):
     log: LogSettings = _New(LogSettings)
     webhook: WebhookSettings | None = None
     http_server: HttpServerSettings | None = None
+    bridges: BridgesSettings | None = None
     sqlite: SqliteSettings | None = None
     daemon: bool = False
     pid_file: str = DEFAULT_PID_FILE
     source: str = "<built-in defaults>"  # file the settings came from, for messages
+
+
+class BridgeRule(_Fields):
+    """One `forwards` or `subscription` entry of a bridge. `local_topic` / `remote_topic` are
+    filters on the side the message comes from and topics (wildcards filled) on the side it
+    goes to; qos / retain None keep the message's own."""
+
+    local_topic: str
+    remote_topic: str
+    qos: int | None = None
+    retain: bool | None = None
+    prefix: str = ""
+    suffix: str = ""
+    retain_as_published: bool = False  # subscription only (v5 SUBSCRIBE options)
+    retain_handling: int = 0
+    no_local: bool = True
+
+
+class BridgeWill(_Fields):
+    topic: str
+    payload: bytes = b""
+    qos: int = 0
+    retain: bool = False
+    properties: dict = _New(dict)  # MQTT 5 will properties by property id
+
+
+class BridgeTls(_Fields):
+    cacertfile: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+    key_password: str = ""
+    verify_peer: bool = True
+
+
+class BridgeSettings(_Fields):
+    """One `bridges.mqtt.<name> { }` block: an MQTT client connection to an upstream broker."""
+
+    name: str
+    servers: list = _New(list)  # (scheme, host, port) tried in order: server, then hybrid_servers
+    proto_ver: int = 4
+    clientid: str = ""
+    keepalive: float = 60.0
+    clean_start: bool = True
+    username: str | None = None
+    password: str | None = None
+    will: BridgeWill | None = None
+    tls: BridgeTls | None = None
+    conn_properties: dict = _New(dict)  # MQTT 5 CONNECT properties by property id
+    sub_properties: dict = _New(dict)  # MQTT 5 SUBSCRIBE properties by property id
+    forwards: list[BridgeRule] = _New(list)
+    subscription: list[BridgeRule] = _New(list)
+    max_send_queue_len: int = 32  # QoS 1/2 messages in flight upstream at once
+    resend_interval: float = 5.0  # seconds before an unacknowledged message is sent again (3.1.1)
+    cancel_timeout: float = 8.0  # seconds to connect and get the CONNACK
+    backoff_max: float = 60.0  # the longest wait between reconnect attempts
+    retry_qos_0: bool = False  # QoS 0 messages are cached while the link is down, too
+    transparent: bool = False  # mirror local SUBSCRIBE / UNSUBSCRIBE upstream
+
+
+class BridgeCacheSettings(_Fields):
+    """`bridges.mqtt.cache { }`: how many messages each bridge keeps while its link is down."""
+
+    disk_cache_size: int = 102400  # messages per bridge; the oldest are dropped beyond it
+    mounted_file_path: str = "/tmp/"
+    flush_mem_threshold: int = 100
+    resend_interval: float = 5.0
+
+
+class BridgesSettings(_Fields):
+    mqtt: list[BridgeSettings] = _New(list)
+    cache: BridgeCacheSettings = _New(BridgeCacheSettings)

@@ -56,6 +56,7 @@ class Broker:
         self.delayed_wills = set()  # sessions holding a will that waits for its delay
         self.handlers = publish.HANDLERS | subscribe.HANDLERS | connect.HANDLERS
         self.sys_stats = SysStats(self, mqtt.sys_interval) if mqtt.sys_interval else None
+        self.bridges = {}  # name -> bridge.Bridge, filled by the server when bridges are configured
         self.store = None  # the durable store (nanomq_py.store) when `sqlite { }` is configured
 
     # -- connection life ----------------------------------------------------
@@ -196,6 +197,8 @@ class Broker:
             del self.sessions[session.client_id]
         for sub in session.subscriptions.values():
             self.trie.remove(sub)
+            for bridge in self.bridges.values():  # transparent bridges stop mirroring it
+                bridge.mirror_unsubscribe(sub.filter)
         session.subscriptions.clear()
         if session.pending_will is not None:
             publish_will(self, session)

@@ -58,6 +58,9 @@ def handle_subscribe(broker, client, packet):
             broker.trie.remove(old)
         session.subscriptions[flt] = sub
         broker.trie.add(sub)
+        if old is None:
+            for bridge in broker.bridges.values():  # transparent bridges mirror it upstream
+                bridge.mirror_subscribe(flt)
         codes.append(granted)
         if hooks is not None:
             hooks.on_session_subscribed(info, flt, opts)
@@ -130,6 +133,8 @@ def handle_unsubscribe(broker, client, packet):
             codes.append(rc.NO_SUBSCRIPTION_EXISTED)
             continue
         broker.trie.remove(sub)
+        for bridge in broker.bridges.values():
+            bridge.mirror_unsubscribe(flt)
         if sub.group is not None and session.queue:
             broker.hand_over_shared(session, sub.group)  # what it has not started to receive
         codes.append(rc.SUCCESS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from nanomq_py.settings import Settings
 
 from .auth import read_auth
+from .bridges import read_bridges
 from .context import Section
 from .http_server import read_http_server
 from .listeners import read_listeners
@@ -31,6 +32,7 @@ _SECTIONS = (
     ("system", "daemon", _read_daemon),
     ("webhook", "webhook", read_webhook),
     ("http_server", "http_server", read_http_server),
+    ("bridges", "bridges", read_bridges),
     ("sqlite", "sqlite", read_sqlite),
 )
 

@@ -122,6 +122,9 @@ class Api:
             ("GET", ("prometheus",)): self.prometheus.answer,
             ("GET", ("status",)): lambda query: status_page.status(broker, self.started_at),
         }
+        from .bridges import bridge_routes  # here: it imports this module
+
+        self.routes.update(bridge_routes(self))
 
     # -- requests -----------------------------------------------------------
 
