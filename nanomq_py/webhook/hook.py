@@ -72,8 +72,8 @@ class WebHook(BrokerEvents):
         self._dispatcher.stop(timeout)
 
     def counters(self) -> dict[str, int]:
-        """Cumulative {"queued", "delivered", "retried", "failed", "dropped"}."""
-        return self._dispatcher.counters.as_dict()
+        """Cumulative queued, delivered, retried, failed, dropped; the gauges in_flight, waiting."""
+        return self._dispatcher.counters()
 
     # Client and session events.
 
