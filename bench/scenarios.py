@@ -367,3 +367,10 @@ METRICS = [
     Metric("wh_slow_posts", "webhook", "200 ms sink: POSTs answered", "POST/s", "", True),
     Metric("wh_slow_rss", "webhook", "200 ms sink: peak RSS", "MB", "bounded", True),
 ]
+
+# Scenarios in modules of their own (they import Metric from here).
+from scenario_webhook_slow import METRICS as WEBHOOK_SLOW_METRICS  # noqa: E402
+from scenario_webhook_slow import webhook_slow  # noqa: E402
+
+SCENARIOS["webhook_slow"] = webhook_slow
+METRICS += WEBHOOK_SLOW_METRICS

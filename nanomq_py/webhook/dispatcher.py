@@ -185,12 +185,13 @@ class Dispatcher:
         if self._abandoned:
             log.warning(
                 "webhook: %d event(s) not delivered to %s when the drain at stop ended after %gs "
-                "(%d still queued, %d being sent or retried): counted as dropped",
+                "(%d still queued, %d being sent or retried): counted as dropped (dropped=%d in all)",
                 self._abandoned,
                 self._url,
                 drain,
                 queued,
                 sending,
+                self.stats.dropped,
             )
         self._log_counters(quiet=self._abandoned > 0)
         if self._sender is not None:
