@@ -627,3 +627,38 @@ def test_retry_after_is_read_from_429_and_503(status, header, expected):
     assert (statuses, error) == ([status], None)
     low, high = expected
     assert retry_after == low if low is None else low <= retry_after <= high
+
+
+def test_the_private_urllib3_api_the_sender_borrows_connections_with_still_works():
+    """pooled_connections() is the one use of urllib3's private _get_conn/_put_conn, and
+    nanomq_py.http_client overrides the private _new_conn to open gevent sockets: if a
+    urllib3 release changes either, this fails (a renamed _new_conn would otherwise make
+    every POST block the whole broker on a plain socket)."""
+    from nanomq_py.http_client import GeventPoolManager
+    from nanomq_py.webhook.http_sender import pooled_connections
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        manager = GeventPoolManager(num_pools=1, maxsize=2, block=False)
+        take, give_back = pooled_connections(manager.connection_from_url(url))
+        conn = take()
+        assert conn.sock is None, "a new connection is handed out unconnected"
+        conn.connect()
+        assert isinstance(conn.sock, gevent.socket.socket), "opened by the cooperative _new_conn"
+        give_back(conn)
+        assert take() is conn, "an idle connection given back is handed out again"
+        server_side, _ = listener.accept()
+        server_side.close()
+        gevent.socket.wait_read(conn.sock.fileno(), timeout=5)  # the FIN has arrived
+        give_back(conn)
+        again = take()
+        assert again.sock is None, "a connection the server closed comes back closed, to reconnect"
+        give_back(again)
+        manager.clear()
+
+
+def test_without_the_private_api_the_start_fails_with_a_message_naming_urllib3():
+    from nanomq_py.webhook.http_sender import pooled_connections
+
+    with pytest.raises(RuntimeError, match=r"urllib3 .*_get_conn/_put_conn.*urllib3>=2,<3"):
+        pooled_connections(object())

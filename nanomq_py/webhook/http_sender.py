@@ -32,9 +32,28 @@ from urllib3.util import parse_url
 from ..http_client import GeventPoolManager, tls_options
 from .http_response import ResponseStream
 
-__all__ = ["HttpSender", "request_head"]
+__all__ = ["HttpSender", "pooled_connections", "request_head"]
 
 _FRAMING_HEADERS = frozenset(("content-length", "transfer-encoding"))
+
+
+def pooled_connections(pool):
+    """(take, give_back) of a urllib3 HTTPConnectionPool: take() hands out an idle keep-alive
+    connection (one the server closed meanwhile comes back closed, `sock` None) or a new
+    unconnected one; give_back(conn) returns it for the next take().
+
+    urllib3 has no public way to borrow a pooled connection for a raw exchange, so this is
+    the one place that uses its private _get_conn/_put_conn (urllib3 2.x; setup.py pins
+    urllib3<3). tests/test_webhook_http.py checks this contract against the installed
+    urllib3, and a urllib3 without them stops the start here rather than at the first POST.
+    """
+    try:
+        return pool._get_conn, pool._put_conn
+    except AttributeError:
+        raise RuntimeError(
+            f"urllib3 {urllib3.__version__} has no HTTPConnectionPool._get_conn/_put_conn: "
+            "the webhook needs urllib3>=2,<3"
+        ) from None
 
 
 def request_head(url, headers: dict[str, str]) -> bytes:
@@ -81,7 +100,7 @@ class HttpSender:
         self._manager = GeventPoolManager(
             num_pools=1, maxsize=settings.pool_size, block=False, timeout=timeout, **options
         )
-        self._pool = self._manager.connection_from_url(settings.url)
+        self._take, self._give_back = pooled_connections(self._manager.connection_from_url(settings.url))
         self._head = request_head(url, settings.headers)
         self._timeout = settings.cancel_timeout
         self._depth = pipeline_depth
@@ -105,8 +124,7 @@ class HttpSender:
         answer (Connection: close), so it did not take them. Either way the
         caller may send them again.
         """
-        pool = self._pool
-        conn = pool._get_conn()  # urllib3 has no public way to borrow a pooled connection
+        conn = self._take()
         reusable = False
         statuses = []
         retry_after = None
@@ -135,7 +153,7 @@ class HttpSender:
         finally:
             if not reusable:
                 conn.close()
-            pool._put_conn(conn)
+            self._give_back(conn)
 
     def _learned(self, kept_alive: bool, cut_short: bool) -> None:
         """Pipeline once the endpoint keeps connections open; stop for good if it closed on queued requests."""
