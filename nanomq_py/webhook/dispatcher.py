@@ -142,8 +142,8 @@ class Dispatcher:
         stats.queued += 1
         stats.waiting += 1
         self._pending_bytes += item[2]
-        queues = self._queues
-        queues[hash(key) % len(queues) if self._sharing == 1 else 0].put_nowait(item)
+        queues = self._queues  # one shared queue, or one per worker with per_client_order
+        queues[hash(key) % len(queues)].put_nowait(item)
 
     # Life cycle.
 
