@@ -51,8 +51,10 @@ class ConnectionSet:
     client's PUBLISH that arrived later). A read watcher's callback only queues
     the connection's reader here; the batch runs once the loop has run every
     watcher of that poll (a gevent callback, before the next poll), in the
-    order epoll returned them. The cost is one list append per wake-up and one
-    callback per loop iteration with reads."""
+    order epoll returned them (arrival order for sockets that were idle; a
+    socket still readable at the previous poll keeps its place in epoll's ready
+    list). The cost is one list append per wake-up and one callback per loop
+    iteration with reads."""
 
     __slots__ = ("members", "dirty", "readable", "_loop")
 
