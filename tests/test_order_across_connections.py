@@ -2,8 +2,11 @@
 read before another client's PUBLISH is in force for that PUBLISH.
 
 Each trial sends B's SUBSCRIBE and, at once, A's PUBLISH from this thread, so
-both are in the broker's socket buffers in that order, often woken by the same
-poll. No sleeps: A's PINGREQ/PINGRESP proves its PUBLISH was handled; B's
+both are in the broker's socket buffers in that order. A third client C has
+just sent a 1 MiB PUBLISH to a topic nobody reads, which the broker reads
+16 KiB per turn of its loop: B's and A's packets arrive while it is busy and
+are reported by the same poll, the case where the order used to be lost. No
+sleeps: A's PINGREQ/PINGRESP proves its PUBLISH was handled; B's
 PINGREQ is sent after that, so whatever the broker routed to B is on B's
 socket before B's PINGRESP.
 
@@ -22,6 +25,7 @@ from raw_client import RawClient
 from raw_client_v5 import RawV5Client
 
 from nanomq_py.broker.passwords import hash_password
+from nanomq_py.mqtt.codec import encode
 from nanomq_py.mqtt.packets import (
     Pingreq,
     Pingresp,
@@ -34,6 +38,7 @@ from nanomq_py.mqtt.packets import (
 )
 
 TRIALS = 50
+BUSY_BYTES = 1024 * 1024
 _ids = itertools.count()
 
 
@@ -58,6 +63,11 @@ def receive(client):
     return client.recv() if isinstance(client, RawClient) else client.read()
 
 
+def keep_busy(client, version):
+    """Send the broker a PUBLISH it takes many turns of its loop to read (no subscriber: no output)."""
+    client.send_bytes(encode(Publish("order/nobody", b"x" * BUSY_BYTES, 0, False, False, 0), version))
+
+
 def ping(client):
     """PINGREQ, then every packet the broker sent before the PINGRESP."""
     client.send(Pingreq())
@@ -69,37 +79,41 @@ def ping(client):
 
 @pytest.mark.parametrize("version", [4, 5])
 def test_a_subscribe_read_first_gets_the_next_publish_of_another_client(served, version):
-    a, b = connected(served, version, "pub"), connected(served, version, "sub")
+    a, b, c = (connected(served, version, name) for name in ("pub", "sub", "busy"))
     try:
         misses = []
         for trial in range(TRIALS):
             topic = f"order/sub/{version}/{trial}"
+            keep_busy(c, version)
             b.send(Subscribe(trial + 1, [(topic, SubOptions(0))]))
             a.send(Publish(topic, b"m%d" % trial, 0, False, False, 0))
             ping(a)
             packets = ping(b)
+            ping(c)
             assert isinstance(packets[0], Suback), packets
             if [p.topic for p in packets if isinstance(p, Publish)] != [topic]:
                 misses.append(trial)
         assert misses == [], f"{len(misses)} of {TRIALS} PUBLISHes missed the SUBSCRIBE read before them"
     finally:
-        a.close()
-        b.close()
+        for client in (a, b, c):
+            client.close()
 
 
 @pytest.mark.parametrize("version", [4, 5])
 def test_no_delivery_after_an_unsubscribe_read_before_the_publish(served, version):
-    a, b = connected(served, version, "pub"), connected(served, version, "unsub")
+    a, b, c = (connected(served, version, name) for name in ("pub", "unsub", "busy"))
     try:
         topic = f"order/unsub/{version}"
         b.send(Subscribe(1, [(topic, SubOptions(0))]))
         assert isinstance(ping(b)[0], Suback)
         late = []
         for trial in range(TRIALS):
+            keep_busy(c, version)
             b.send(Unsubscribe(trial + 2, [topic]))
             a.send(Publish(topic, b"m%d" % trial, 0, False, False, 0))
             ping(a)
             packets = ping(b)
+            ping(c)
             assert any(isinstance(p, Unsuback) for p in packets), packets
             if any(isinstance(p, Publish) for p in packets):
                 late.append(trial)
@@ -107,5 +121,5 @@ def test_no_delivery_after_an_unsubscribe_read_before_the_publish(served, versio
             assert isinstance(ping(b)[0], Suback)
         assert late == [], f"{len(late)} of {TRIALS} PUBLISHes were delivered after the UNSUBSCRIBE"
     finally:
-        a.close()
-        b.close()
+        for client in (a, b, c):
+            client.close()
