@@ -15,11 +15,14 @@ rest of its burst again, see _deliver), at the cost of one client's events
 going one request per round trip.
 
 A worker that finds a backlog POSTs several events together, pipelined on its
-keep-alive connection (one write, the responses read in order). Ordinary HTTP
-servers answer pipelined requests one after another, so a worker takes only
-its share of the backlog (1 + waiting // workers of its queue, at most the
-sender's batch_limit): a slow endpoint gets one request per connection on
-pool_size connections, a fast one under a burst gets full batches.
+keep-alive connection (one write, the responses read in order): up to the
+sender's batch_limit when the endpoint answers a burst at once (a fast one, or
+one that serves pipelined requests in parallel), which costs the least CPU per
+event. Ordinary HTTP servers answer pipelined requests one after another,
+though: when the sender saw a burst's answers spread out (serves_in_turn), a
+worker takes only its share of the backlog (1 + waiting // workers of its
+queue), so a slow endpoint gets one request per connection on pool_size
+connections rather than deep bursts on a few.
 
 Bounds: at most `queue_size` events and QUEUED_PAYLOAD_BYTES_LIMIT payload
 bytes wait at once (the queue holds references to payloads the broker would
@@ -208,8 +211,9 @@ class Dispatcher:
                 return
             batch = [item]
             payload_bytes = item[2]
-            # A share of the backlog: a slow endpoint answers a pipelined batch one request at a time.
-            limit = min(self._sender.batch_limit, 1 + queue.qsize() // sharing)
+            limit = self._sender.batch_limit
+            if self._sender.serves_in_turn:  # deep bursts would wait: a share of the backlog
+                limit = min(limit, 1 + queue.qsize() // sharing)
             stop = False
             while len(batch) < limit and payload_bytes < BATCH_PAYLOAD_BYTES and queue.qsize():
                 item = queue.get_nowait()

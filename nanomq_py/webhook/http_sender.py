@@ -26,6 +26,8 @@ it reads, in bytes and in time.
 
 from __future__ import annotations
 
+from time import monotonic
+
 import urllib3
 from urllib3.util import parse_url
 
@@ -35,6 +37,9 @@ from .http_response import ResponseStream
 __all__ = ["HttpSender", "pooled_connections", "request_head"]
 
 _FRAMING_HEADERS = frozenset(("content-length", "transfer-encoding"))
+# The answers to one pipelined burst that come more than this long after its first
+# answer mean the endpoint serves pipelined requests one after another, slowly.
+IN_TURN_SPREAD_S = 0.005
 
 
 def pooled_connections(pool):
@@ -89,6 +94,10 @@ class HttpSender:
     Pipelining is used only once the endpoint has kept a connection open
     after a response (HTTP/1.1 keep-alive); an endpoint that closes with
     requests still unanswered gets one request per exchange from then on.
+    `serves_in_turn` tells whether the last burst's answers were spread out
+    (as from an ordinary server that takes pipelined requests one by one and
+    needs time for each): the caller then prefers more connections to deeper
+    bursts.
     """
 
     def __init__(self, settings, pipeline_depth: int = 1):
@@ -106,6 +115,7 @@ class HttpSender:
         self._depth = pipeline_depth
         self._keeps_alive = None  # unknown until the first response: no pipelining before
         self.batch_limit = 1  # how many POSTs post_batch() may pipeline now
+        self.serves_in_turn = True  # until a burst shows otherwise: favour concurrency
 
     def post(self, body: bytes) -> int:
         statuses, error, _ = self.post_batch((body,))
@@ -137,13 +147,18 @@ class HttpSender:
             head = self._head
             sock.sendall(b"".join([b"%s%d\r\n\r\n%s" % (head, len(body), body) for body in bodies]))
             responses = ResponseStream(sock, self._timeout)
+            first_answer = None
             for _ in bodies:
                 status, reusable = responses.next()
                 statuses.append(status)
+                if first_answer is None:
+                    first_answer = monotonic()
                 if (status == 429 or status >= 500) and not retry_seen:
                     retry_seen, retry_after = True, responses.retry_after
                 if not reusable:
                     break
+            if len(statuses) > 1:
+                self.serves_in_turn = monotonic() - first_answer > IN_TURN_SPREAD_S
             self._learned(reusable, len(statuses) < len(bodies))
             reusable = reusable and not responses.leftover
             return statuses, None, retry_after
