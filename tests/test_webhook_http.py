@@ -662,3 +662,21 @@ def test_without_the_private_api_the_start_fails_with_a_message_naming_urllib3()
 
     with pytest.raises(RuntimeError, match=r"urllib3 .*_get_conn/_put_conn.*urllib3>=2,<3"):
         pooled_connections(object())
+
+
+def test_a_burst_answered_one_by_one_with_a_delay_marks_the_endpoint_as_serving_in_turn():
+    """What makes the dispatcher spread a backlog over the connections instead of deep bursts."""
+
+    def in_turn(server, sock):
+        for _ in range(3):
+            server.read_request(sock)
+        for _ in range(3):
+            sock.sendall(OK)
+            time.sleep(0.02)  # an ordinary server's time per request, one request after another
+        while server.read_request(sock):
+            sock.sendall(OK)
+
+    with ScriptedServer(in_turn) as server, sender_for(settings_for(server.port)) as sender:
+        sender.serves_in_turn = False
+        assert sender.post_batch([b"{}", b"{}", b"{}"]) == ([200, 200, 200], None, None)
+        assert sender.serves_in_turn
