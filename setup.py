@@ -24,7 +24,17 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["nanomq_py", "nanomq_py.*"]),
     package_data={"nanomq_py.http_api": ["static/*.html"]},  # the status page, read on request
-    install_requires=["gevent", "urllib3", "pyhocon", "wsproto>=1.2"],
+    # The ranges the code is tested with, lowest versions included (README: "Dependencies"):
+    # an offline wheelhouse built later must not pick a major release nobody has tried.
+    # python-dateutil: without it pyhocon reads `10m` as 10 minutes, not the months that the
+    # size keys take as 10 MB (NanoMQ's meaning), so `max_packet_size = 10m` would be refused.
+    install_requires=[
+        "gevent>=22.10.2,<27",
+        "urllib3>=2.0.2,<3",
+        "pyhocon>=0.3.59,<0.4",
+        "python-dateutil>=2.8.2,<3",
+        "wsproto>=1.2,<2",
+    ],
     extras_require={"test": ["pytest", "paho-mqtt>=2", "hypothesis", "cryptography", "prometheus_client", "selenium"]},
     entry_points={"console_scripts": ["nanomq=nanomq_py.cli:main", "nanomq-passwd=nanomq_py.passwd:main"]},
     data_files=[

@@ -118,10 +118,12 @@ class Forwarder(_ServerProcess):
 
 
 class HttpSink(_ServerProcess):
-    """The webhook endpoint: answers 200 at once, or after `delay_ms`."""
+    """The webhook endpoint: answers 200 at once, or after `delay_ms`; `sequential`: one
+    connection's pipelined requests one after another, as ordinary HTTP servers do."""
 
-    def __init__(self, delay_ms: int = 0):
-        super().__init__(LOAD_CORE, [str(BINARIES["httpsink"]), "--delay-ms", str(delay_ms)])
+    def __init__(self, delay_ms: int = 0, sequential: bool = False):
+        argv = [str(BINARIES["httpsink"]), "--delay-ms", str(delay_ms), "--sequential", str(int(sequential))]
+        super().__init__(LOAD_CORE, argv)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def reset(self) -> None:

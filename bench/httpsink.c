@@ -3,11 +3,14 @@
  * One epoll loop, keep-alive connections, each request read whole (headers and
  * Content-Length body) and answered "200 OK" - at once, or --delay-ms later to
  * play a slow endpoint (responses wait in one FIFO: the delay is constant, so
- * FIFO order is due order). When a body has "payload":"<20 digits>" (the
+ * FIFO order is due order). With --sequential 1 a connection's pipelined
+ * requests are served one after another, as ordinary HTTP servers do: a
+ * request's delay starts when the previous answer on its connection went out
+ * (due order is then only per connection, so every wake-up scans the FIFO). When a body has "payload":"<20 digits>" (the
  * CLOCK_MONOTONIC ns stamp that bench/loadgen puts first in its payloads), the
  * publish-to-POST lag is recorded.
  *
- * usage: httpsink [--port P] [--delay-ms D]; prints "ready <port>", then obeys
+ * usage: httpsink [--port P] [--delay-ms D] [--sequential 1]; prints "ready <port>", then obeys
  * stdin lines: "reset" zeroes the counters, "stats" prints them as one JSON
  * line; end of stdin ends the sink.
  */
@@ -35,6 +38,7 @@ typedef struct {
     unsigned gen;
     char *in;
     size_t len, cap;
+    uint64_t busy_until; /* --sequential: when the last answer queued on this connection is due */
 } conn_t;
 
 typedef struct {
@@ -48,6 +52,7 @@ static const char RESPONSE[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nC
 
 static struct {
     uint64_t posts, bad, bytes, first_ns, last_ns, conns_opened;
+    uint64_t answered, answered_first_ns, answered_last_ns; /* responses written (delivered, to the sender) */
     uint64_t *lag;
     size_t nlag, caplag;
 } st;
@@ -56,6 +61,7 @@ static pending_t *fifo;
 static size_t fifo_head, fifo_len, fifo_cap;
 static int ep, open_conns;
 static uint64_t delay_ns;
+static int sequential;
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -75,7 +81,14 @@ static void close_conn(conn_t *c) {
 static void respond(conn_t *c) {
     if (c->fd < 0) return;
     /* 150 bytes into an almost empty keep-alive socket: a short write means the client is gone. */
-    if (write(c->fd, RESPONSE, sizeof RESPONSE - 1) != (ssize_t)(sizeof RESPONSE - 1)) close_conn(c);
+    if (write(c->fd, RESPONSE, sizeof RESPONSE - 1) != (ssize_t)(sizeof RESPONSE - 1)) {
+        close_conn(c);
+        return;
+    }
+    uint64_t now = now_ns();
+    st.answered++;
+    if (!st.answered_first_ns) st.answered_first_ns = now;
+    st.answered_last_ns = now;
 }
 
 static void record(const char *body, size_t n, uint64_t now) {
@@ -141,7 +154,12 @@ static void on_readable(conn_t *c) {
             fifo_cap = cap;
             fifo_head = 0;
         }
-        fifo[(fifo_head + fifo_len++) % fifo_cap] = (pending_t){c, c->gen, now + delay_ns};
+        uint64_t due = now + delay_ns;
+        if (sequential) {
+            if (c->busy_until > now) due = c->busy_until + delay_ns;
+            c->busy_until = due;
+        }
+        fifo[(fifo_head + fifo_len++) % fifo_cap] = (pending_t){c, c->gen, due};
     }
     memmove(c->in, c->in + p, c->len - p);
     c->len -= p;
@@ -159,11 +177,15 @@ static double lag_ms(double q) {
 
 static void print_stats(void) {
     double span = st.last_ns > st.first_ns ? (st.last_ns - st.first_ns) / 1e9 : 0;
+    double answered_span = st.answered_last_ns > st.answered_first_ns
+                               ? (st.answered_last_ns - st.answered_first_ns) / 1e9 : 0;
     qsort(st.lag, st.nlag, sizeof *st.lag, cmp_u64);
     printf("{\"posts\":%lu,\"bad\":%lu,\"bytes\":%lu,\"span_s\":%.6f,\"posts_per_s\":%.1f,\"conns_opened\":%lu,"
-           "\"open_conns\":%d,\"lag_samples\":%zu,\"lag_p50_ms\":%.3f,\"lag_p99_ms\":%.3f,\"lag_max_ms\":%.3f}\n",
+           "\"open_conns\":%d,\"lag_samples\":%zu,\"lag_p50_ms\":%.3f,\"lag_p99_ms\":%.3f,\"lag_max_ms\":%.3f,"
+           "\"answered\":%lu,\"answered_per_s\":%.1f}\n",
            st.posts, st.bad, st.bytes, span, span > 0 ? (st.posts - 1) / span : 0.0, st.conns_opened, open_conns,
-           st.nlag, lag_ms(0.5), lag_ms(0.99), lag_ms(1.0));
+           st.nlag, lag_ms(0.5), lag_ms(0.99), lag_ms(1.0), st.answered,
+           answered_span > 0 ? (st.answered - 1) / answered_span : 0.0);
     fflush(stdout);
 }
 
@@ -196,6 +218,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--delay-ms")) delay_ns = strtoull(argv[i + 1], NULL, 10) * 1000000ull;
+        else if (!strcmp(argv[i], "--sequential")) sequential = atoi(argv[i + 1]);
     }
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is a failed write, not a death */
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
@@ -219,6 +242,8 @@ int main(int argc, char **argv) {
         int timeout = -1;
         if (fifo_len) {
             uint64_t now = now_ns(), due = fifo[fifo_head].due;
+            for (size_t i = 1; sequential && i < fifo_len; i++)
+                if (fifo[(fifo_head + i) % fifo_cap].due < due) due = fifo[(fifo_head + i) % fifo_cap].due;
             timeout = due > now ? (int)((due - now + 999999) / 1000000) : 0;
         }
         int n = epoll_wait(ep, evs, 256, timeout);
@@ -247,6 +272,15 @@ int main(int argc, char **argv) {
             if (pd->c->gen == pd->gen) respond(pd->c);
             fifo_head = (fifo_head + 1) % fifo_cap;
             fifo_len--;
+        }
+        if (sequential) { /* answer every due entry, keep the others in their order */
+            size_t kept = 0;
+            for (size_t i = 0; i < fifo_len; i++) {
+                pending_t pd = fifo[(fifo_head + i) % fifo_cap];
+                if (pd.due > now) fifo[(fifo_head + kept++) % fifo_cap] = pd;
+                else if (pd.c->gen == pd.gen) respond(pd.c);
+            }
+            fifo_len = kept;
         }
     }
 }

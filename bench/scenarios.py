@@ -379,3 +379,10 @@ from scenario_bridge import BRIDGE_METRICS, bridge  # noqa: E402
 
 SCENARIOS["bridge"] = bridge
 METRICS += BRIDGE_METRICS
+
+# Scenarios in modules of their own (they import Metric from here).
+from scenario_webhook_slow import METRICS as WEBHOOK_SLOW_METRICS  # noqa: E402
+from scenario_webhook_slow import webhook_slow  # noqa: E402
+
+SCENARIOS["webhook_slow"] = webhook_slow
+METRICS += WEBHOOK_SLOW_METRICS

@@ -237,6 +237,7 @@ class WebhookSettings(_Fields):
     max_retries: int = 3  # retries after the first try for 429, 5xx, connection errors
     retry_backoff: float = 0.1  # first back-off, doubled per retry
     drain_timeout: float = 5.0  # seconds spent draining the queue at stop
+    per_client_order: bool = False  # one client's events one POST per round trip, in order
 
 
 class HttpServerSettings(_Fields):

@@ -425,7 +425,15 @@ def test_a_malformed_reply_is_retried_by_the_webhook_like_a_connection_error():
         hook.start()
         hook.on_message_publish(Message("t", b"x", 0, False, from_client_id="c", from_username="u"))
         hook.stop(timeout=5)
-    assert hook.counters() == {"queued": 1, "delivered": 1, "retried": 1, "failed": 0, "dropped": 0}
+    assert hook.counters() == {
+        "queued": 1,
+        "delivered": 1,
+        "retried": 1,
+        "failed": 0,
+        "dropped": 0,
+        "in_flight": 0,
+        "waiting": 0,
+    }
     assert len(server.requests) == 2
 
 
@@ -560,7 +568,15 @@ def test_a_burst_of_one_client_goes_out_pipelined_in_order():
             hook.stop(timeout=5)
     assert _payloads(server) == list(range(11))
     assert server.connections == 1
-    assert hook.counters() == {"queued": 11, "delivered": 11, "retried": 0, "failed": 0, "dropped": 0}
+    assert hook.counters() == {
+        "queued": 11,
+        "delivered": 11,
+        "retried": 0,
+        "failed": 0,
+        "dropped": 0,
+        "in_flight": 0,
+        "waiting": 0,
+    }
 
 
 def test_a_failed_post_in_a_burst_is_sent_again_with_everything_after_it():
@@ -579,7 +595,15 @@ def test_a_failed_post_in_a_burst_is_sent_again_with_everything_after_it():
         finally:
             hook.stop(timeout=5)
     assert _payloads(server) == [0, 1, 2, 3, 4, 5, 2, 3, 4, 5]
-    assert hook.counters() == {"queued": 6, "delivered": 6, "retried": 4, "failed": 0, "dropped": 0}
+    assert hook.counters() == {
+        "queued": 6,
+        "delivered": 6,
+        "retried": 4,
+        "failed": 0,
+        "dropped": 0,
+        "in_flight": 0,
+        "waiting": 0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -603,3 +627,56 @@ def test_retry_after_is_read_from_429_and_503(status, header, expected):
     assert (statuses, error) == ([status], None)
     low, high = expected
     assert retry_after == low if low is None else low <= retry_after <= high
+
+
+def test_the_private_urllib3_api_the_sender_borrows_connections_with_still_works():
+    """pooled_connections() is the one use of urllib3's private _get_conn/_put_conn, and
+    nanomq_py.http_client overrides the private _new_conn to open gevent sockets: if a
+    urllib3 release changes either, this fails (a renamed _new_conn would otherwise make
+    every POST block the whole broker on a plain socket)."""
+    from nanomq_py.http_client import GeventPoolManager
+    from nanomq_py.webhook.http_sender import pooled_connections
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        manager = GeventPoolManager(num_pools=1, maxsize=2, block=False)
+        take, give_back = pooled_connections(manager.connection_from_url(url))
+        conn = take()
+        assert conn.sock is None, "a new connection is handed out unconnected"
+        conn.connect()
+        assert isinstance(conn.sock, gevent.socket.socket), "opened by the cooperative _new_conn"
+        give_back(conn)
+        assert take() is conn, "an idle connection given back is handed out again"
+        server_side, _ = listener.accept()
+        server_side.close()
+        gevent.socket.wait_read(conn.sock.fileno(), timeout=5)  # the FIN has arrived
+        give_back(conn)
+        again = take()
+        assert again.sock is None, "a connection the server closed comes back closed, to reconnect"
+        give_back(again)
+        manager.clear()
+
+
+def test_without_the_private_api_the_start_fails_with_a_message_naming_urllib3():
+    from nanomq_py.webhook.http_sender import pooled_connections
+
+    with pytest.raises(RuntimeError, match=r"urllib3 .*_get_conn/_put_conn.*urllib3>=2,<3"):
+        pooled_connections(object())
+
+
+def test_a_burst_answered_one_by_one_with_a_delay_marks_the_endpoint_as_serving_in_turn():
+    """What makes the dispatcher spread a backlog over the connections instead of deep bursts."""
+
+    def in_turn(server, sock):
+        for _ in range(3):
+            server.read_request(sock)
+        for _ in range(3):
+            sock.sendall(OK)
+            time.sleep(0.02)  # an ordinary server's time per request, one request after another
+        while server.read_request(sock):
+            sock.sendall(OK)
+
+    with ScriptedServer(in_turn) as server, sender_for(settings_for(server.port)) as sender:
+        sender.serves_in_turn = False
+        assert sender.post_batch([b"{}", b"{}", b"{}"]) == ([200, 200, 200], None, None)
+        assert sender.serves_in_turn

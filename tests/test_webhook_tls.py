@@ -94,7 +94,15 @@ def test_https_refuses_a_server_the_ca_does_not_vouch_for(tmp_path):
     other_ca, _ = self_signed(tmp_path, "stranger")
     with WebhookSink(ssl_context=server_context(certfile, keyfile)) as sink:
         counters = send_one(sink, WebhookTls(cacertfile=other_ca, verify=True))
-        assert counters == {"queued": 1, "delivered": 0, "retried": 0, "failed": 1, "dropped": 0}
+        assert counters == {
+            "queued": 1,
+            "delivered": 0,
+            "retried": 0,
+            "failed": 1,
+            "dropped": 0,
+            "in_flight": 0,
+            "waiting": 0,
+        }
         assert sink.requests == []
 
 

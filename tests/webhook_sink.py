@@ -6,7 +6,7 @@
 
 Behaviours: `status` for every answer; `fail_first=N` answers `fail_status`
 (500) to the first N requests, with a `Retry-After: <retry_after>` header if given; `delay` seconds before answering (a slow
-endpoint); `hang=True` reads the request and never answers until the sink
+endpoint; `max_held` is then the most requests it held at once); `hang=True` reads the request and never answers until the sink
 stops. `refused_url()` gives a URL where nothing listens. Pass an
 `ssl_context` (server side) for https.
 
@@ -69,6 +69,8 @@ class WebhookSink:
         self.delay = delay
         self.hang = hang
         self._requests = []
+        self.held = 0  # requests being delayed now
+        self.max_held = 0  # the most requests delayed at once: the concurrency the sender reached
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._wake_read, self._wake_write = os.pipe()
@@ -151,7 +153,12 @@ class WebhookSink:
                     self.close_connection = True
                     return
                 if sink.delay:
+                    with sink._lock:
+                        sink.held += 1
+                        sink.max_held = max(sink.max_held, sink.held)
                     time.sleep(sink.delay)
+                    with sink._lock:
+                        sink.held -= 1
                 failing = number <= sink.fail_first
                 self.send_response(sink.fail_status if failing else sink.status)
                 if failing and sink.retry_after is not None:

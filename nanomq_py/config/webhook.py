@@ -43,6 +43,7 @@ def read_webhook(section):
         max_retries=section.take("max_retries", integer(0), 3),
         retry_backoff=section.take("retry_backoff", duration(0), 0.1),
         drain_timeout=section.take("drain_timeout", duration(0), 5.0),
+        per_client_order=section.take("per_client_order", boolean, False),
     )
     body = section.section("body")
     if body is not None:

@@ -17,11 +17,13 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from functools import partial
 from time import monotonic
 
 import gevent
 from gevent import get_hub
 from gevent.event import Event
+from gevent.hub import Waiter
 
 from ..broker.client import CONNECTED
 from ..mqtt.codec import FrameReader
@@ -39,14 +41,41 @@ _LINGER = 2.0  # seconds a closed connection may take to drain before it is cut
 
 
 class ConnectionSet:
-    """Every open connection of the server, and those with unsent output,
-    which are flushed once per processed batch."""
+    """Every open connection of the server, those with unsent output (flushed
+    once per processed batch), and those that became readable, served in the
+    order the kernel reported them.
 
-    __slots__ = ("members", "dirty")
+    Why the last: libev runs the watchers one poll made pending last-in
+    first-out, so two sockets that became readable in one loop iteration would
+    be served in the reverse of their arrival (a SUBSCRIBE read after another
+    client's PUBLISH that arrived later). A read watcher's callback only queues
+    the connection's reader here; the batch runs once the loop has run every
+    watcher of that poll (a gevent callback, before the next poll), in the
+    order epoll returned them (arrival order for sockets that were idle; a
+    socket still readable at the previous poll keeps its place in epoll's ready
+    list). The cost is one list append per wake-up and one callback per loop
+    iteration with reads."""
+
+    __slots__ = ("members", "dirty", "readable", "_loop")
 
     def __init__(self):
         self.members = set()
         self.dirty = []
+        self.readable = []  # readers queued by this poll's watchers, last reported first
+        self._loop = get_hub().loop
+
+    def became_readable(self, reader):
+        """A read watcher's callback: serve `reader()` with the rest of this poll, in its order."""
+        readable = self.readable
+        readable.append(reader)
+        if len(readable) == 1:
+            self._loop.run_callback(self._serve_readable)
+
+    def _serve_readable(self):
+        readable = self.readable
+        self.readable = []
+        for reader in reversed(readable):
+            reader()
 
     def expire_lingering(self, now):
         for conn in [c for c in self.members if c.linger_until is not None and now >= c.linger_until]:
@@ -112,11 +141,14 @@ class Connection:
             gevent.spawn(self.run)
         else:
             self.watcher = get_hub().loop.io(self.sock.fileno(), 1)
-            self.watcher.start(self._on_readable)
+            self.watcher.start(self.conns.became_readable, self._on_readable)
 
     def _on_readable(self):
-        """Event-loop callback: one read and its packets per wake-up, so every
-        connection gets its turn; nothing here may wait."""
+        """Event-loop callback (through ConnectionSet.became_readable): one read
+        and its packets per wake-up, so every connection gets its turn; nothing
+        here may wait."""
+        if self.paused is not None or self.watcher is None:
+            return  # paused or ended by a connection served earlier in the same batch
         try:
             data = self.sock.recv(_READ_SIZE)
         except BlockingIOError:
@@ -156,7 +188,7 @@ class Connection:
         elif self.backlog is not None:
             get_hub().loop.run_callback(self._continue_backlog)  # not inside another client's handler
         elif self.watcher is not None:
-            self.watcher.start(self._on_readable)
+            self.watcher.start(self.conns.became_readable, self._on_readable)
 
     def run(self):
         """The connection's greenlet (when the broker may wait): read and
@@ -179,7 +211,7 @@ class Connection:
                 try:
                     data = sock.recv(_READ_SIZE)
                 except BlockingIOError:
-                    hub.wait(watcher)
+                    self._wait_readable(watcher)
                     continue
                 except OSError:
                     break
@@ -192,6 +224,15 @@ class Connection:
         finally:
             watcher.close()
             self._ended(reason)
+
+    def _wait_readable(self, watcher):
+        """Greenlet mode: wait for the socket, woken in the order of arrival (see ConnectionSet)."""
+        waiter = Waiter()
+        watcher.start(self.conns.became_readable, partial(waiter.switch, None))
+        try:
+            waiter.get()
+        finally:
+            watcher.stop()
 
     def _received(self, data):
         """Decode and dispatch bytes from the peer, then flush every buffer they filled."""
@@ -255,7 +296,7 @@ class Connection:
                 log.exception("connection from %s:%s failed", *self.peer)
                 self.abort()
         if self.paused is None and self.watcher is not None:
-            self.watcher.start(self._on_readable)
+            self.watcher.start(self.conns.became_readable, self._on_readable)
 
     def _ended(self, reason):
         """The peer's side is gone (EOF, reset, failure): settle and free everything."""

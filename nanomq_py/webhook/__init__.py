@@ -4,10 +4,11 @@
     hook = WebHook(settings.webhook)   # a BrokerEvents consumer
     hook.start()                       # HTTP connection pool + pool_size worker greenlets
     hook.stop()                        # bounded drain, the rest is counted as dropped
-    hook.counters()                    # {"queued", "delivered", "retried", "failed", "dropped"}
+    hook.counters()                    # {"queued", "delivered", "retried", "failed", "dropped",
+                                       #  "in_flight", "waiting"}
 
 Modules: rules (which events fire), bodies and encoding (what is sent),
-dispatcher (queues, workers, retries, counters), http_sender (urllib3 on gevent
+dispatcher (queue, workers, retries, counters), http_sender (urllib3 on gevent
 sockets), hook (the broker-facing methods).
 
 Import this package only when a webhook is configured: it imports urllib3.

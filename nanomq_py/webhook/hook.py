@@ -72,9 +72,9 @@ class WebHook(BrokerEvents):
         self._dispatcher.stop(timeout)
 
     def counters(self) -> dict[str, int]:
-        """Cumulative {"queued", "delivered", "retried", "failed", "dropped"}, and with
-        a spool {"spooled", "replayed", "spool_dropped", "spool_waiting"}."""
-        counters = self._dispatcher.counters.as_dict()
+        """Cumulative queued, delivered, retried, failed, dropped; the gauges in_flight, waiting;
+        and with a spool spooled, replayed, spool_dropped, spool_waiting."""
+        counters = self._dispatcher.counters()
         if self._dispatcher.spool is not None:
             counters.update(self._dispatcher.spool.counters_dict())
         return counters
@@ -83,7 +83,7 @@ class WebHook(BrokerEvents):
         """Keep events that cannot be delivered now in the durable store (see spool)."""
         from .spool import Spool
 
-        self._dispatcher.spool = Spool(store.queue("webhook"), interval, self._dispatcher.counters)
+        self._dispatcher.spool = Spool(store.queue("webhook"), interval, self._dispatcher.stats)
 
     # Client and session events.
 

@@ -26,15 +26,39 @@ it reads, in bytes and in time.
 
 from __future__ import annotations
 
+from time import monotonic
+
 import urllib3
 from urllib3.util import parse_url
 
 from ..http_client import GeventPoolManager, tls_options
 from .http_response import ResponseStream
 
-__all__ = ["HttpSender", "request_head"]
+__all__ = ["HttpSender", "pooled_connections", "request_head"]
 
 _FRAMING_HEADERS = frozenset(("content-length", "transfer-encoding"))
+# The answers to one pipelined burst that come more than this long after its first
+# answer mean the endpoint serves pipelined requests one after another, slowly.
+IN_TURN_SPREAD_S = 0.005
+
+
+def pooled_connections(pool):
+    """(take, give_back) of a urllib3 HTTPConnectionPool: take() hands out an idle keep-alive
+    connection (one the server closed meanwhile comes back closed, `sock` None) or a new
+    unconnected one; give_back(conn) returns it for the next take().
+
+    urllib3 has no public way to borrow a pooled connection for a raw exchange, so this is
+    the one place that uses its private _get_conn/_put_conn (urllib3 2.x; setup.py pins
+    urllib3<3). tests/test_webhook_http.py checks this contract against the installed
+    urllib3, and a urllib3 without them stops the start here rather than at the first POST.
+    """
+    try:
+        return pool._get_conn, pool._put_conn
+    except AttributeError:
+        raise RuntimeError(
+            f"urllib3 {urllib3.__version__} has no HTTPConnectionPool._get_conn/_put_conn: "
+            "the webhook needs urllib3>=2,<3"
+        ) from None
 
 
 def request_head(url, headers: dict[str, str]) -> bytes:
@@ -70,6 +94,10 @@ class HttpSender:
     Pipelining is used only once the endpoint has kept a connection open
     after a response (HTTP/1.1 keep-alive); an endpoint that closes with
     requests still unanswered gets one request per exchange from then on.
+    `serves_in_turn` tells whether the last burst's answers were spread out
+    (as from an ordinary server that takes pipelined requests one by one and
+    needs time for each): the caller then prefers more connections to deeper
+    bursts.
     """
 
     def __init__(self, settings, pipeline_depth: int = 1):
@@ -81,12 +109,13 @@ class HttpSender:
         self._manager = GeventPoolManager(
             num_pools=1, maxsize=settings.pool_size, block=False, timeout=timeout, **options
         )
-        self._pool = self._manager.connection_from_url(settings.url)
+        self._take, self._give_back = pooled_connections(self._manager.connection_from_url(settings.url))
         self._head = request_head(url, settings.headers)
         self._timeout = settings.cancel_timeout
         self._depth = pipeline_depth
         self._keeps_alive = None  # unknown until the first response: no pipelining before
         self.batch_limit = 1  # how many POSTs post_batch() may pipeline now
+        self.serves_in_turn = True  # until a burst shows otherwise: favour concurrency
 
     def post(self, body: bytes) -> int:
         statuses, error, _ = self.post_batch((body,))
@@ -105,8 +134,7 @@ class HttpSender:
         answer (Connection: close), so it did not take them. Either way the
         caller may send them again.
         """
-        pool = self._pool
-        conn = pool._get_conn()  # urllib3 has no public way to borrow a pooled connection
+        conn = self._take()
         reusable = False
         statuses = []
         retry_after = None
@@ -119,13 +147,18 @@ class HttpSender:
             head = self._head
             sock.sendall(b"".join([b"%s%d\r\n\r\n%s" % (head, len(body), body) for body in bodies]))
             responses = ResponseStream(sock, self._timeout)
+            first_answer = None
             for _ in bodies:
                 status, reusable = responses.next()
                 statuses.append(status)
+                if first_answer is None:
+                    first_answer = monotonic()
                 if (status == 429 or status >= 500) and not retry_seen:
                     retry_seen, retry_after = True, responses.retry_after
                 if not reusable:
                     break
+            if len(statuses) > 1:
+                self.serves_in_turn = monotonic() - first_answer > IN_TURN_SPREAD_S
             self._learned(reusable, len(statuses) < len(bodies))
             reusable = reusable and not responses.leftover
             return statuses, None, retry_after
@@ -135,7 +168,7 @@ class HttpSender:
         finally:
             if not reusable:
                 conn.close()
-            pool._put_conn(conn)
+            self._give_back(conn)
 
     def _learned(self, kept_alive: bool, cut_short: bool) -> None:
         """Pipeline once the endpoint keeps connections open; stop for good if it closed on queued requests."""
