@@ -9,6 +9,7 @@ the start, the file does not grow over publish/ack cycles, and without the
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -291,3 +292,30 @@ def test_a_delayed_will_of_an_offline_session_waits_out_its_delay_across_a_kill(
     watcher.connect("dw-watch", clean=False)
     packet = watcher.expect(Publish)  # within the sweeper's second after the delay
     assert (packet.topic, packet.payload) == ("dw/will", b"late")
+
+
+def test_the_brokers_own_sys_values_are_not_written_to_the_store(broker_factory, tmp_path):
+    """$SYS statistics are retained while someone listens, but they describe the running
+    process: none reach the database, and after a restart none come back."""
+    store_dir = tmp_path / "store"
+    conf = store_conf(store_dir, "mqtt.sys_interval = 1\n")
+    broker = broker_factory(conf)
+    sub = RawClient(broker)
+    sub.connect("sys-watch")
+    sub.subscribe("$SYS/broker/uptime")
+    assert sub.expect(Publish).topic == "$SYS/broker/uptime"
+    pub = RawClient(broker)
+    pub.connect("sys-pub")
+    pub.publish_acked("app/last", b"kept", qos=1, retain=True)  # acked: committed
+    assert broker.stop() == 0
+
+    with sqlite3.connect(store_dir / "nanomq.db") as db:
+        topics = [row[0] for row in db.execute("SELECT topic FROM retained")]
+    assert topics == ["app/last"]
+
+    broker = broker_factory(conf)
+    sub = RawClient(broker)
+    sub.connect("sys-watch-2")
+    sub.subscribe("app/#", "$SYS/broker/uptime")
+    first = sub.expect(Publish)
+    assert (first.topic, first.payload, first.retain) == ("app/last", b"kept", True)

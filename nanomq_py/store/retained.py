@@ -1,5 +1,7 @@
 """Retained messages written through to the store: set, replace and clear are
-part of the publisher's batch, so its PUBACK waits for them."""
+part of the publisher's batch, so its PUBACK waits for them. The broker's own
+`$SYS/` values are not written: they change every `sys_interval` and describe
+the running process, so a restart must not bring back stale ones."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ class DurableRetained(RetainedStore):
 
     def store(self, msg):
         super().store(msg)
+        if msg.topic.startswith("$SYS/"):
+            return
         if msg.payload:
             topic, payload, props, from_client, from_user, expires = message_columns(msg)
             self.db_store.write(_SET, (topic, payload, msg.qos, props, from_client, from_user, expires))
