@@ -45,6 +45,26 @@ def client_factory(broker):
         return client
 
     yield make
+    _close_clients(made)
+
+
+@pytest.fixture
+def clients():
+    """make(target, **kwargs) -> a connected TestClient on any broker (for tests with
+    several brokers, e.g. a bridge's edge and upstream), disconnected after the test."""
+    made = []
+
+    def make(target, **kwargs):
+        client = TestClient(target, **kwargs)
+        made.append(client)
+        client.connect()
+        return client
+
+    yield make
+    _close_clients(made)
+
+
+def _close_clients(made):
     for client in made:
         # Disconnect first: paho's loop thread then ends at once instead of
         # waiting out its one-second select.

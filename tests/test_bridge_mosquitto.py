@@ -19,7 +19,6 @@ from bridge_support import (
     wait_for_count,
 )
 from certs import make_certs
-from mqtt_client import TestClient
 
 TIMEOUT = 20
 
@@ -29,25 +28,6 @@ def mosquitto(tmp_path_factory):
     upstream = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
     yield upstream
     upstream.stop()
-
-
-@pytest.fixture
-def clients():
-    made = []
-
-    def make(target, **kwargs):
-        client = TestClient(target, **kwargs)
-        made.append(client)
-        client.connect()
-        return client
-
-    yield make
-    for client in made:
-        try:
-            client.paho.disconnect()
-        except Exception:
-            pass
-        client.paho.loop_stop()
 
 
 def start_edge(broker_factory, conf, name="up", subscribed=False):

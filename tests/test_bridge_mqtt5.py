@@ -8,29 +8,20 @@ import json
 
 import pytest
 from bridge_support import API_CONF, bridge_conf
-from mqtt_client import TestClient, v5_properties
+from mqtt_client import v5_properties
 from webhook_sink import WebhookSink
 
 TIMEOUT = 20
 
 
 @pytest.fixture
-def clients():
-    made = []
+def clients(clients):
+    """Connected MQTT 5 paho clients on either broker."""
 
     def make(target, **kwargs):
-        client = TestClient(target, protocol="5", **kwargs)
-        made.append(client)
-        client.connect()
-        return client
+        return clients(target, protocol="5", **kwargs)
 
-    yield make
-    for client in made:
-        try:
-            client.paho.disconnect()
-        except Exception:
-            pass
-        client.paho.loop_stop()
+    return make
 
 
 RULES = """

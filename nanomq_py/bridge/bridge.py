@@ -27,6 +27,7 @@ import gevent
 
 from ..broker.events import ClientInfo
 from ..broker.message import Message
+from ..broker.session import allocate_packet_id
 from ..broker.sys_topics import client_offline, client_online
 from ..broker.trie import Subscription
 from ..mqtt import properties as p
@@ -362,13 +363,7 @@ class Bridge:
         if self.mirrored.pop(flt, None) is not None and self.link is not None:
             self.link.send(encode(Unsubscribe(self._pid(), [flt]), self.settings.proto_ver))
 
-    def _pid(self):
-        pid = self.next_pid
-        inflight = self.inflight
-        while pid in inflight:
-            pid = pid + 1 if pid < 65535 else 1
-        self.next_pid = pid + 1 if pid < 65535 else 1
-        return pid
+    _pid = allocate_packet_id
 
     def _resend_inflight(self):
         """On a resumed session: every unacknowledged message again, DUP set, in order."""

@@ -23,6 +23,17 @@ _AWAIT_ACK = 0
 _AWAIT_COMP = 1
 
 
+def allocate_packet_id(owner):
+    """The next packet id (1..65535, wrapping) of `owner` that is not in its `inflight`
+    map; a method of every MQTT endpoint with `next_pid` and `inflight` (sessions, bridges)."""
+    pid = owner.next_pid
+    inflight = owner.inflight
+    while pid in inflight:
+        pid = pid + 1 if pid < 65535 else 1
+    owner.next_pid = pid + 1 if pid < 65535 else 1
+    return pid
+
+
 class Outgoing:
     """A QoS 1/2 message sent to the client and not yet acknowledged."""
 
@@ -104,13 +115,7 @@ class Session:
         if client.send_publish(msg, qos, retain, sub_ids, pid):
             self.inflight[pid] = Outgoing(msg, qos, retain, sub_ids, group, monotonic())
 
-    def _allocate_pid(self):
-        pid = self.next_pid
-        inflight = self.inflight
-        while pid in inflight:
-            pid = pid + 1 if pid < 65535 else 1
-        self.next_pid = pid + 1 if pid < 65535 else 1
-        return pid
+    _allocate_pid = allocate_packet_id
 
     def fill_window(self):
         """Move queued messages into flight while the window and the output
