@@ -25,6 +25,7 @@ def load(store, broker):
     reader = store.db.reader
     retained = DurableRetained(store)
     retained.load(reader, time())
+    retained.keep_unwritten(broker.retained)  # the broker's own, set before the load ($SYS/broker/version)
     broker.retained = retained
     sessions = _load_sessions(store, broker, reader)
     for client_id, flt, qos, no_local, rap, rh, sub_id in reader.execute("SELECT * FROM subs"):

@@ -30,6 +30,11 @@ class DurableRetained(RetainedStore):
         else:
             self.db_store.write(_CLEAR, (msg.topic,))
 
+    def keep_unwritten(self, previous):
+        """Take over what the in-memory store held before the load (never written: only
+        the broker's own `$SYS/` values are set that early)."""
+        self._messages.update(previous._messages)
+
     def load(self, reader, now_wall):
         """Read every retained message; those that expired while the broker was down are deleted."""
         expired = []
