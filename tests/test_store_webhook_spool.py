@@ -1,6 +1,8 @@
 """The webhook spool: with the store on, events the endpoint does not take
 (it answers 503 past the retries) are kept in the store, survive a restart,
-and are POSTed oldest first once the endpoint answers again."""
+and are POSTed oldest first once the endpoint answers again. With
+per_client_order the events of one client reach the spool in their order (without
+it, up to pool_size POSTs fail concurrently and are spooled as they fail)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ webhook {{
   url = "{url}"
   max_retries = 0
   retry_backoff = 10ms
+  per_client_order = true
   events = [ {{ event = "on_message_publish", topic = "spool/#" }} ]
 }}
 """
