@@ -39,7 +39,8 @@ def _load_webhook(settings):
 
 
 def _load_store(settings, broker):
-    """Open and load the durable store only when `sqlite` is configured: no sqlite3 otherwise."""
+    """Open and load the durable store only when `sqlite` is configured (or, for the bridges'
+    queues alone, `bridges.mqtt.cache`): no sqlite3 otherwise."""
     if settings.sqlite is None:
         return _load_bridge_cache(settings, broker)
     from .store import open_store
