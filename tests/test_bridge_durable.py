@@ -198,3 +198,40 @@ def test_bridges_without_a_cache_or_sqlite_block_do_not_import_sqlite3(tmp_path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_the_cache_block_bounds_each_bridge_by_disk_cache_size(tmp_path, upstream):
+    """disk_cache_size = 5: of 8 messages cached while the link is cut the 3 oldest are dropped
+    and counted; the 5 newest go up, in order, when it is back."""
+    mosquitto, proxy = upstream
+    store_dir = tmp_path / "store"
+    conf = (
+        API_CONF
+        + f'bridges.mqtt.cache {{ mounted_file_path = "{store_dir}", disk_cache_size = 5 }}\n'
+        + bridge_conf("up", proxy.port, 'forwards = [ { local_topic = "bound/#", remote_topic = "" } ]')
+    )
+    edge_dir = tmp_path / "edge"
+    edge_dir.mkdir()
+    edge = start_broker(edge_dir, conf)
+    clients = []
+    try:
+        edge.wait_for_output(r"bridge up: connected to", timeout=TIMEOUT)
+        remote = connected(mosquitto)
+        clients.append(remote)
+        remote.subscribe("bound/#", 1)
+        proxy.cut()
+        edge.wait_for_output(r"bridge up: down", timeout=TIMEOUT)
+        local = connected(edge)
+        clients.append(local)
+        for seq in range(1, 9):
+            local.publish("bound/a", str(seq).encode(), qos=1)
+        status = BridgeApi(edge).status("up")
+        assert (status["cached"], status["dropped"]) == (5, 3)
+        proxy.restore()
+        assert [int(m.payload) for m in remote.expect(5, timeout=TIMEOUT)] == [4, 5, 6, 7, 8]
+        status = BridgeApi(edge).wait_for("up", lambda s: s["cached"] == 0 and s["inflight"] == 0)
+        assert (status["forwarded"], status["dropped"]) == (5, 3)
+    finally:
+        for client in clients:
+            client.paho.loop_stop()
+        edge.stop()
