@@ -1,7 +1,9 @@
 """The bridge's offline cache in the store (`sqlite { }`, or NanoMQ's `bridges.mqtt.cache { }`
 alone): messages acknowledged locally while the uplink is cut survive a SIGKILL of the edge
 broker and reach the upstream after a restart. With only the cache block the store holds
-the bridges' queues and nothing else: no sessions, no retained messages."""
+the bridges' queues and nothing else (no sessions, no retained messages), is bounded by its
+disk_cache_size, fails as the store does on a bad directory or file, and without either
+block sqlite3 is never imported."""
 
 from __future__ import annotations
 
