@@ -39,12 +39,23 @@ def _load_webhook(settings):
 
 
 def _load_store(settings, broker):
-    """Open and load the durable store only when `sqlite` is configured: no sqlite3 otherwise."""
+    """Open and load the durable store only when `sqlite` is configured (or, for the bridges'
+    queues alone, `bridges.mqtt.cache`): no sqlite3 otherwise."""
     if settings.sqlite is None:
-        return None
+        return _load_bridge_cache(settings, broker)
     from .store import open_store
 
     return open_store(settings.sqlite, broker)
+
+
+def _load_bridge_cache(settings, broker):
+    """Only a `bridges.mqtt.cache { }` block: a store for the bridges' queues, nothing else."""
+    bridges = settings.bridges
+    if bridges is None or bridges.cache is None:
+        return None
+    from .store import open_queue_store
+
+    return open_queue_store(bridges.cache, broker)
 
 
 def _load_http_api(settings, broker):
@@ -71,7 +82,7 @@ class Server:
         self.webhook = _load_webhook(settings)
         self.broker = Broker(settings, self.webhook)
         self.store = _load_store(settings, self.broker)
-        if self.store is not None and self.webhook is not None and settings.sqlite.webhook_spool:
+        if settings.sqlite is not None and self.webhook is not None and settings.sqlite.webhook_spool:
             self.webhook.use_spool(self.store, settings.sqlite.resend_interval)
         self.broker.bridges = _load_bridges(settings, self.broker)
         self.http_api = _load_http_api(settings, self.broker)

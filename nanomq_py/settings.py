@@ -334,14 +334,15 @@ class BridgeSettings(_Fields):
 
 
 class BridgeCacheSettings(_Fields):
-    """`bridges.mqtt.cache { }`: how many messages each bridge keeps while its link is down."""
+    """`bridges.mqtt.cache { }`: where and how many messages each bridge keeps while its link is
+    down (without a `sqlite { }` block; with one, the sqlite block's store is used)."""
 
     disk_cache_size: int = 102400  # messages per bridge; the oldest are dropped beyond it
     mounted_file_path: str = "/tmp/"
     flush_mem_threshold: int = 100
-    resend_interval: float = 5.0
+    resend_interval: float = 5.0  # accepted; the cache is sent as soon as the link has room
 
 
 class BridgesSettings(_Fields):
     mqtt: list[BridgeSettings] = _New(list)
-    cache: BridgeCacheSettings = _New(BridgeCacheSettings)
+    cache: BridgeCacheSettings | None = None  # the block, when given: a durable cache without sqlite { }

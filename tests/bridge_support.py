@@ -177,10 +177,15 @@ class BridgeApi:
             with error:
                 return error.code, json.loads(error.read())
 
-    def status(self, name):
+    def node(self, name):
+        """The bridge's node in NanoMQ's answer: {"code": 0, "data": {"bridge": {"nodes": [...]}}}."""
         code, body = self.get(f"/bridges/{name}")
-        assert code == 200, body
-        return body["bridge"]["status"]
+        assert code == 200 and body["code"] == 0, body
+        [node] = body["data"]["bridge"]["nodes"]
+        return node
+
+    def status(self, name):
+        return self.node(name)["status"]
 
     def wait_for(self, name, predicate, timeout=TIMEOUT):
         """Poll the bridge's status until predicate(status) holds (a bounded wait on a condition)."""

@@ -309,14 +309,29 @@ def test_the_http_api_lists_bridges_as_nanomq(mosquitto, broker_factory):
     api = BridgeApi(edge)
     code, body = api.get("/bridges")
     assert code == 200 and body["code"] == 0
-    [bridge] = body["bridges"]
-    assert bridge["name"] == "up" and bridge["server"] == f"mqtt-tcp://127.0.0.1:{mosquitto.port}"
-    assert bridge["clientid"] == "edge-up" and bridge["proto_ver"] == 4
-    assert bridge["forwards"] == [{"local_topic": "a/#", "remote_topic": "b/#", "qos": None}]
+    [bridge] = body["data"]["bridge"]["nodes"]  # NanoMQ's shape (conf_api.c get_bridge_config)
+    assert (bridge["name"], bridge["enable"], bridge["parallel"]) == ("up", True, 1)
+    assert bridge["connector"] == {
+        "server": f"mqtt-tcp://127.0.0.1:{mosquitto.port}",
+        "proto_ver": 4,
+        "clientid": "edge-up",
+        "clean_start": True,
+        "username": None,
+        "password": "******",
+        "keepalive": 10,
+    }
+    assert bridge["forwards"] == [{"remote_topic": "b/#", "local_topic": "a/#"}]
+    assert bridge["subscription"] == []
+    assert bridge["tls"]["enable"] is False
+    assert body["data"]["bridge"]["sqlite"]["enable"] is False  # the cache is in memory
     assert "secret" not in json.dumps(body)
     assert bridge["status"]["state"] == "connected"
-    code, body = api.get("/bridges/nope")
-    assert code == 404
+    one = api.node("up")  # /bridges/{name}: the same node alone
+    assert {k: v for k, v in one.items() if k != "status"} == {
+        k: v for k, v in bridge.items() if k != "status"
+    }
+    code, body = api.get("/bridges/nope")  # as NanoMQ: no such bridge is an empty list
+    assert code == 200 and body["code"] == 0 and body["data"]["bridge"]["nodes"] == []
 
 
 def test_transparent_mirrors_local_subscriptions_upstream(mosquitto, broker_factory, clients):

@@ -177,3 +177,35 @@ def test_the_upstream_limits_are_kept(broker_factory, clients):
     assert (message.topic, message.payload, message.qos, message.retain) == ("cloud/small", b"fits", 1, False)
     status = BridgeApi(edge).wait_for("up", lambda s: s["cached"] == 0)
     assert (status["dropped"], status["forwarded"], status["connects"]) == (1, 1, 1)
+
+
+def test_the_http_api_shows_the_v5_node_as_nanomq(broker_factory, tmp_path):
+    """NanoMQ's node fields for MQTT 5 (conn_properties, will_properties, sub_properties, in
+    its JSON names), and `bridge.sqlite` saying where the bridges.mqtt.cache block keeps the cache."""
+    from bridge_support import BridgeApi
+
+    cache = f'bridges.mqtt.cache {{ mounted_file_path = "{tmp_path / "cache"}", disk_cache_size = 500 }}\n'
+    _, edge = start_pair(broker_factory, cache)
+    code, body = BridgeApi(edge).get("/bridges/up")
+    assert code == 200 and body["code"] == 0
+    [node] = body["data"]["bridge"]["nodes"]
+    connector = node["connector"]
+    assert connector["proto_ver"] == 5 and connector["password"] is None
+    assert connector["conn_properties"] == {"user_properties": [{"key": "site", "value": "edge-1"}]}
+    assert connector["will_properties"] == {"content_type": "text/plain"}
+    assert node["sub_properties"] == {"identifier": 0}
+    assert node["forwards"] == [
+        {"remote_topic": "cloud/#", "local_topic": "v5/up/#"},
+        {"remote_topic": "both/#", "local_topic": "both/#", "qos": 1},
+    ]
+    assert node["subscription"] == [
+        {"remote_topic": "v5/down/#", "local_topic": "", "qos": 1},
+        {"remote_topic": "both/#", "local_topic": "both/#", "qos": 1},
+    ]
+    assert body["data"]["bridge"]["sqlite"] == {
+        "enable": True,
+        "disk_cache_size": 500,
+        "flush_mem_threshold": 100,
+        "resend_interval": 5000,
+        "mounted_file_path": str(tmp_path / "cache"),
+    }

@@ -58,6 +58,9 @@ class Broker:
         self.sys_stats = SysStats(self, mqtt.sys_interval) if mqtt.sys_interval else None
         self.bridges = {}  # name -> bridge.Bridge, filled by the server when bridges are configured
         self.store = None  # the durable store (nanomq_py.store) when `sqlite { }` is configured
+        # The store whose commit a QoS 1/2 PUBLISH's ack waits for: `store`, or with only a
+        # `bridges.mqtt.cache { }` block the one that holds just the bridges' queues.
+        self.queue_store = None
 
     # -- connection life ----------------------------------------------------
 

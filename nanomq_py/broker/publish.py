@@ -59,8 +59,8 @@ def handle_publish(broker, client, packet):
         awaiting = client.session.awaiting_rel
         pid = packet.packet_id
         if pid in awaiting:
-            if broker.store is not None:  # the first PUBREC may still wait for its commit
-                broker.store.after_commit(client, encode(Pubrec(pid), client.version))
+            if broker.queue_store is not None:  # the first PUBREC may still wait for its commit
+                broker.queue_store.after_commit(client, encode(Pubrec(pid), client.version))
                 return
             client.send(Pubrec(pid))
             return
@@ -75,8 +75,8 @@ def handle_publish(broker, client, packet):
         expires_at = monotonic() + props[p.MESSAGE_EXPIRY_INTERVAL]
     msg = Message(topic, packet.payload, qos, packet.retain, props, info.client_id, info.username, expires_at)
     matched = broker.route(msg, info.client_id)
-    if broker.store is not None and qos:
-        broker.store.acknowledge(client, packet, matched)  # once what the message changed is durable
+    if broker.queue_store is not None and qos:
+        broker.queue_store.acknowledge(client, packet, matched)  # once what the message changed is durable
         return
     if qos == 1:
         if v5:

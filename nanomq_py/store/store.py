@@ -388,7 +388,7 @@ def open_store(settings, broker):
 
     started = monotonic()
     store = Store(settings, broker)
-    broker.store = store
+    broker.store = broker.queue_store = store
     load(store, broker)
     store.commit_now()
     store.load_seconds = monotonic() - started
@@ -399,6 +399,35 @@ def open_store(settings, broker):
         len(broker.retained),
         store.sessions,
         store.messages,
+        store.db_bytes,
+    )
+    return store
+
+
+def open_queue_store(cache, broker):
+    """A `bridges.mqtt.cache { }` block without `sqlite { }`: the same file, but only for
+    the bridges' queues. Nothing is loaded into the broker and `broker.store` stays None,
+    so sessions and retained messages are not kept; `broker.queue_store` is set, so a
+    QoS 1/2 PUBLISH that a bridge cached is acknowledged once its append is committed."""
+    from nanomq_py.settings import SqliteSettings
+
+    settings = SqliteSettings(
+        mounted_file_path=cache.mounted_file_path,
+        disk_cache_size=cache.disk_cache_size,
+        flush_mem_threshold=cache.flush_mem_threshold,
+        resend_interval=cache.resend_interval,
+        webhook_spool=False,
+    )
+    started = monotonic()
+    store = Store(settings, broker)
+    store.load_counts()
+    broker.queue_store = store
+    store.load_seconds = monotonic() - started
+    log.info(
+        "bridge cache %s opened in %.3f s: %d cached messages (%d bytes)",
+        store.db.path,
+        store.load_seconds,
+        sum(store._queue_counts.values()),
         store.db_bytes,
     )
     return store
