@@ -35,7 +35,9 @@ setup(
         "python-dateutil>=2.8.2,<3",
         "wsproto>=1.2,<2",
     ],
-    extras_require={"test": ["pytest", "paho-mqtt>=2", "hypothesis", "cryptography", "prometheus_client", "selenium"]},
+    extras_require={
+        "test": ["pytest", "paho-mqtt>=2", "hypothesis", "cryptography", "prometheus_client", "selenium"]
+    },
     entry_points={"console_scripts": ["nanomq=nanomq_py.cli:main", "nanomq-passwd=nanomq_py.passwd:main"]},
     data_files=[
         ("share/nanomq_py", ["etc/nanomq.conf", "etc/nanomq.service"]),
