@@ -12,7 +12,7 @@ import paho.mqtt.client as paho
 from broker_process import REPO
 from mqtt_client import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
-from webhook_sink import WebhookSink
+from webhook_sink import WebhookSink, settled_counters
 
 TUTORIAL_BLOCK = """
 webhook {
@@ -107,15 +107,7 @@ def test_the_tutorial(broker_factory):
     for request in requests:
         assert request.method == "POST"
         assert request.header("content-type") == "application/json"
-    assert final_counters(broker) == {
-        "queued": 3,
-        "delivered": 3,
-        "retried": 0,
-        "failed": 0,
-        "dropped": 0,
-        "in_flight": 0,
-        "waiting": 0,
-    }
+    assert final_counters(broker) == settled_counters(queued=3, delivered=3)
 
 
 def test_a_slow_endpoint_does_not_hold_back_mqtt(broker_factory):

@@ -188,3 +188,13 @@ def refused_url():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}/webhook"
+
+
+def settled_counters(**given):
+    """A webhook's counters once every event is settled: nothing in flight or waiting,
+    and every cumulative counter 0 but those given."""
+    counters = dict.fromkeys(
+        ("queued", "delivered", "retried", "failed", "dropped", "in_flight", "waiting"), 0
+    )
+    counters.update(given)
+    return counters
